@@ -1,0 +1,163 @@
+"""Checks used by the exercises' test cells.
+
+Every check raises ``AssertionError`` with a message written for a student:
+what was expected, what was found and, where we can tell, the likely cause.
+The likely cause comes from ``mistakes``: a mapping from a hint to the result a
+known wrong implementation would give on the same input (softmax over the wrong
+axis, a missing scale, an inverted mask, ...). When the student's result matches
+one of them, that hint is the message.
+
+The functions the checks rely on are bound here, at import time, so that an
+answer cell that later monkeypatches ``np.allclose`` or ``torch.allclose`` does
+not change a verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+_asarray = np.asarray
+_abs = np.abs
+_isfinite = np.isfinite
+_all = np.all
+_max = np.max
+_argmax = np.argmax
+_unravel_index = np.unravel_index
+_where = np.where
+_isnan = np.isnan
+_errstate = np.errstate
+_bool_ = np.bool_
+_ndarray = np.ndarray
+_generic = np.generic
+_isinstance = isinstance
+_float = float
+_tuple = tuple
+
+try:  # torch is optional: chapter 1 and its exercise use NumPy only
+    import torch as _torch
+
+    _Tensor = _torch.Tensor
+except ImportError:  # pragma: no cover - the course environment has torch
+    _torch = None
+    _Tensor = ()
+
+__all__ = ["as_numpy", "check_shape", "check_dtype", "check_close", "check_true"]
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def as_numpy(value: Any, *, what: str) -> np.ndarray:
+    """Return ``value`` as a NumPy array, refusing anything that is not numeric data.
+
+    Accepts NumPy arrays and scalars, Python numbers and PyTorch tensors. Any
+    other object (``None``, a list of tensors, an object whose ``__eq__`` always
+    says yes) fails with a message naming its type.
+    """
+    if _isinstance(value, _Tensor):
+        return value.detach().cpu().numpy()
+    if _isinstance(value, (_ndarray, _generic, int, _float)) and not _isinstance(value, bool):
+        array = _asarray(value)
+        if array.dtype.kind in "biuf":
+            return array
+    raise AssertionError(
+        f"{what} should be an array of numbers (a NumPy array or a torch tensor), "
+        f"but it is a {_type_name(value)}: {value!r:.80}. "
+        "Did you forget a `return`, or return a list or tuple instead of an array?"
+    )
+
+
+def check_shape(value: Any, shape: tuple[int, ...], *, what: str) -> None:
+    """Fail unless ``value`` is numeric data of exactly ``shape``."""
+    found = _tuple(as_numpy(value, what=what).shape)
+    expected = _tuple(shape)
+    if found != expected:
+        hint = ""
+        if sorted(found) == sorted(expected) and found != expected:
+            hint = " The same sizes in another order: check for a missing or extra transpose."
+        elif len(found) != len(expected):
+            hint = " A different number of dimensions: check for a missing reshape, squeeze or unsqueeze."
+        raise AssertionError(f"{what} should have shape {expected}, but has shape {found}.{hint}")
+
+
+def check_dtype(value: Any, dtype: Any, *, what: str) -> None:
+    """Fail unless ``value`` (a tensor or array) has the given dtype."""
+    found = value.dtype if _isinstance(value, (_Tensor, _ndarray)) else type(value)
+    if found != dtype:
+        raise AssertionError(f"{what} should have dtype {dtype}, but has dtype {found}.")
+
+
+def check_true(condition: Any, message: str) -> None:
+    """Fail with ``message`` unless ``condition`` is the boolean ``True``.
+
+    Unlike a bare ``assert``, an object that merely claims to be truthy is not
+    enough: the condition must be a real ``bool`` (or a NumPy/torch boolean).
+    """
+    if _isinstance(condition, _Tensor):
+        condition = bool(condition.detach().cpu().numpy().all())
+    elif _isinstance(condition, (_ndarray, _bool_)):
+        condition = bool(_all(condition))
+    if condition is not True:
+        raise AssertionError(message)
+
+
+def _close(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> bool:
+    if got.shape != expected.shape:
+        return False
+    got_finite = _isfinite(got)
+    expected_finite = _isfinite(expected)
+    if not bool(_all(got_finite == expected_finite)):
+        return False
+    if not bool(_all(got[~got_finite] == expected[~expected_finite])):
+        return False
+    difference = _abs(got[got_finite].astype(_float) - expected[expected_finite])
+    tolerance = atol + rtol * _abs(expected[expected_finite])
+    return bool(_all(difference <= tolerance))
+
+
+def check_close(
+    got: Any,
+    expected: Any,
+    *,
+    what: str,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    mistakes: Mapping[str, Any] | None = None,
+) -> None:
+    """Fail unless ``got`` equals ``expected`` to tolerance, with a hint if not.
+
+    Args:
+        got: the student's result (array, tensor or number).
+        expected: the right result.
+        what: how to name the result in a message, e.g. ``"softmax(x)"``.
+        atol, rtol: tolerances, as in ``numpy.isclose``.
+        mistakes: ``{hint: wrong_result}``; if ``got`` matches a wrong result,
+            the message is that hint.
+    """
+    got_array = as_numpy(got, what=what)
+    expected_array = _asarray(as_numpy(expected, what="the reference result"), dtype=_float)
+    check_shape(got_array, expected_array.shape, what=what)
+    if _close(got_array, expected_array, atol, rtol):
+        return
+    for hint, wrong in (mistakes or {}).items():
+        wrong_array = _asarray(as_numpy(wrong, what="a known mistake"), dtype=_float)
+        if _close(got_array, wrong_array, atol, rtol):
+            raise AssertionError(f"{what} is not right. Likely cause: {hint}")
+    if not bool(_all(_isfinite(got_array))) and bool(_all(_isfinite(expected_array))):
+        raise AssertionError(
+            f"{what} contains NaN or infinity where finite values were expected. "
+            "Likely cause: an overflow (e.g. `exp` of a large number), `inf - inf`, or `0 / 0`."
+        )
+    with _errstate(invalid="ignore"):
+        gap = _abs(got_array.astype(_float) - expected_array)
+    gap = _where(_isnan(gap), float("inf"), gap)
+    where = _unravel_index(_argmax(gap), gap.shape) if gap.ndim else ()
+    raise AssertionError(
+        f"{what} is not right: at index {_tuple(int(i) for i in where)} expected "
+        f"{expected_array[where]:.6g} but found {got_array.astype(_float)[where]:.6g} "
+        f"(largest difference {_float(_max(gap)):.3g}, tolerance atol={atol:g}, rtol={rtol:g})."
+    )
