@@ -1,0 +1,82 @@
+"""Student self-check: run a notebook top to bottom in a fresh kernel and report its visible tests.
+
+Unlike ``nbgrader validate`` (which exits 0 even when tests fail), the verdict is in the exit status:
+0 only when every test cell passes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from autograder.feedback import _ANSI
+from autograder.settings import Limits
+
+
+@dataclass
+class TestOutcome:
+    grade_id: str
+    points: float
+    passed: bool
+    message: str
+
+
+def _test_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in notebook.cells if c.cell_type == "code"
+            and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")]
+
+
+def _message(cell: nbformat.NotebookNode) -> str | None:
+    """The failure message of an executed test cell, or None if it passed."""
+    for output in cell.get("outputs", []):
+        if output.output_type == "error":
+            if output.ename == "NotImplementedError":
+                return "not answered yet: a function it tests still raises NotImplementedError"
+            text = _ANSI.sub("", f"{output.ename}: {output.evalue}").strip().rstrip(":")
+            return text or output.ename
+    return None
+
+
+def run_checks(path: Path, limits: Limits = Limits()) -> list[TestOutcome]:
+    """Execute the notebook at ``path`` (not modified on disk) and return each test cell's outcome."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=limits.cell_timeout, allow_errors=True,
+                            kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except (CellTimeoutError, DeadKernelError) as error:
+        print(f"The notebook stopped early: {str(error).splitlines()[0]}", file=sys.stderr)
+    outcomes = []
+    for cell in _test_cells(notebook):
+        meta = cell.metadata["nbgrader"]
+        ran = cell.get("execution_count") is not None
+        message = _message(cell) if ran else "did not run (the notebook stopped before this cell)"
+        outcomes.append(TestOutcome(meta.get("grade_id", "?"), float(meta.get("points", 0)),
+                                    message is None, message or ""))
+    return outcomes
+
+
+def report(path: Path, outcomes: list[TestOutcome]) -> int:
+    """Print a student-friendly report; return the exit status (0 only if all tests pass)."""
+    print(f"Checking {path}")
+    if not outcomes:
+        print("  This notebook has no test cells.")
+        return 1
+    width = max(len(o.grade_id) for o in outcomes)
+    for outcome in outcomes:
+        mark = "PASS" if outcome.passed else "FAIL"
+        print(f"  {mark}  {outcome.grade_id:<{width}}  ({outcome.points:g} points)")
+        if not outcome.passed:
+            for line in re.sub(r"\s+", " ", outcome.message).strip().split(". "):
+                if line:
+                    print(f"        {line.rstrip('.')}.")
+    passed = sum(o.passed for o in outcomes)
+    print(f"{passed} of {len(outcomes)} visible test cells pass. Hidden tests, run when your work is "
+          "graded, check more cases.")
+    return 0 if passed == len(outcomes) else 1

@@ -1,0 +1,204 @@
+"""Grade a class: every submission in its own workspace and process, a row for each in grades.csv.
+
+Input layout (nbgrader's ``submitted`` layout)::
+
+    SUBMISSIONS/<student_id>/<assignment_id>/<assignment_id>.ipynb
+
+Output::
+
+    OUT/grades.csv                                   one row per student and assignment
+    OUT/feedback/<student>/<assignment>/<assignment>.html
+    OUT/summary.txt, OUT/summary.png                 pass rates per test, score distribution
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from autograder.engine import Result, assignment_ids, make_template
+from autograder.sandbox import bwrap_path
+from autograder.settings import Limits
+from autograder.summary import write_summary
+
+FIXED_COLUMNS = ["student_id", "assignment_id", "score", "max_score", "status", "detail"]
+
+
+@dataclass
+class Job:
+    """One folder of a submission: what to grade, and anything odd noticed while finding it."""
+
+    student_id: str
+    assignment_id: str
+    notebook: Path | None
+    status: str = ""
+    detail: str = ""
+
+
+def find_jobs(submissions: Path, assignments: list[str]) -> list[Job]:
+    """One job per ``<student>/<assignment>`` folder for the chosen assignments, sorted."""
+    jobs = []
+    for student in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in sorted(p for p in student.iterdir() if p.is_dir() and p.name in assignments):
+            jobs.append(_job_for(student.name, folder))
+    return jobs
+
+
+def _job_for(student_id: str, folder: Path) -> Job:
+    assignment_id = folder.name
+    expected = folder / f"{assignment_id}.ipynb"
+    notebooks = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    if expected.is_file():
+        return Job(student_id, assignment_id, expected)
+    if len(notebooks) == 1:
+        return Job(student_id, assignment_id, notebooks[0],
+                   detail=f"renamed file '{notebooks[0].name}' graded as {expected.name}")
+    if not notebooks:
+        return Job(student_id, assignment_id, None, "missing notebook",
+                   f"no .ipynb file in {student_id}/{assignment_id}/")
+    names = ", ".join(p.name for p in notebooks)
+    return Job(student_id, assignment_id, None, "several notebooks",
+               f"expected {expected.name}, found several notebooks: {names}")
+
+
+def sandbox_available() -> bool:
+    """True if bubblewrap can start a process here (it needs user namespaces or root)."""
+    path = bwrap_path()
+    if not path:
+        return False
+    probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limits,
+                use_bwrap: bool) -> Result:
+    """Grade one job in a child process; a child that overruns the wall limit is killed."""
+    result_file = scratch / f"{job.student_id}.{job.assignment_id}.json"
+    feedback = out / "feedback" / job.student_id / job.assignment_id / f"{job.assignment_id}.html"
+    command = [sys.executable, "-m", "autograder.worker", "--template", str(template),
+               "--workspace", str(scratch / f"ws-{job.student_id}-{job.assignment_id}"),
+               "--assignment", job.assignment_id, "--student", job.student_id,
+               "--notebook", str(job.notebook), "--feedback", str(feedback), "--result", str(result_file),
+               "--cell-timeout", str(limits.cell_timeout), "--memory-mb", str(limits.memory_mb),
+               "--output-lines", str(limits.output_lines)]
+    if not use_bwrap:
+        command.append("--no-bwrap")
+    log = scratch / f"{job.student_id}.{job.assignment_id}.log"
+    start = time.monotonic()
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            process.wait(timeout=limits.wall_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    seconds = time.monotonic() - start
+    if result_file.is_file():
+        result = Result.from_json(result_file.read_text())
+    elif seconds >= limits.wall_seconds:
+        result = Result(job.student_id, job.assignment_id, status="timeout",
+                        detail=f"stopped after the wall limit of {limits.wall_seconds} s")
+    else:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        result = Result(job.student_id, job.assignment_id, status="grader error",
+                        detail=f"the grading process failed: {tail[0][:300]}")
+    result.seconds = round(seconds, 2)
+    if job.detail and result.status in ("graded", "timeout"):
+        result.detail = f"{job.detail}; {result.detail}"
+    if not feedback.is_file():
+        write_status_page(feedback, result)
+    return result
+
+
+def write_status_page(path: Path, result: Result) -> None:
+    """Feedback for a submission that could not be graded normally: what happened, in plain words."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback</title></head><body>"
+        f"<h1>{escape(result.assignment_id)}: {escape(result.student_id)}</h1>"
+        f"<p>Status: <strong>{escape(result.status)}</strong></p><p>{escape(result.detail)}</p>"
+        f"<p>Score: {result.score:g} / {result.max_score:g}</p></body></html>"
+    )
+
+
+def grade_all(
+    submissions: Path,
+    out: Path,
+    assignments: list[str] | None = None,
+    workers: int = 2,
+    limits: Limits = Limits(),
+    progress: Callable[[str], None] = print,
+) -> list[Result]:
+    """Grade every submission under ``submissions`` and write the outputs to ``out``."""
+    known = assignment_ids()
+    chosen = assignments or known
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise SystemExit(f"error: unknown assignment(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if not submissions.is_dir() or not os.access(submissions, os.R_OK | os.X_OK):
+        raise SystemExit(f"error: cannot read the submissions folder {submissions}")
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = find_jobs(submissions, chosen)
+    use_bwrap = sandbox_available()
+    if not use_bwrap:
+        progress("note: bubblewrap (bwrap) is not available here, so students' code runs with time and "
+                 "memory limits in its own workspace but can read files outside it. Install the Debian "
+                 "package 'bubblewrap' for full isolation.")
+    progress(f"grading {len(jobs)} submission(s) of {', '.join(chosen)} with {workers} worker(s)")
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
+        scratch = Path(tmp)
+        needed = sorted({j.assignment_id for j in jobs if j.notebook is not None})
+        templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
+        done = 0
+
+        def run(job: Job) -> Result:
+            if job.notebook is None:
+                result = Result(job.student_id, job.assignment_id, status=job.status, detail=job.detail)
+                write_status_page(out / "feedback" / job.student_id / job.assignment_id
+                                  / f"{job.assignment_id}.html", result)
+            else:
+                result = _run_worker(job, templates[job.assignment_id], out, scratch, limits, use_bwrap)
+            nonlocal done
+            done += 1
+            progress(f"[{done}/{len(jobs)}] {job.student_id} / {job.assignment_id}: "
+                     f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)")
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            results = list(pool.map(run, jobs))
+    _fill_max_scores(results)
+    write_csv(out / "grades.csv", results)
+    write_summary(out, results)
+    progress(f"wrote {out / 'grades.csv'}, {out / 'summary.txt'} and feedback for {len(results)} submission(s)")
+    return results
+
+
+def _fill_max_scores(results: list[Result]) -> None:
+    """Rows that could not be graded still show the assignment's maximum score."""
+    maxima = {r.assignment_id: r.max_score for r in results if r.max_score}
+    for result in results:
+        result.max_score = result.max_score or maxima.get(result.assignment_id, 0.0)
+
+
+def write_csv(path: Path, results: list[Result]) -> None:
+    """grades.csv: the fixed columns, then one column per graded test cell (points earned)."""
+    test_columns: list[str] = []
+    for result in results:
+        test_columns += [name for name in result.tests if name not in test_columns]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(FIXED_COLUMNS + test_columns)
+        for r in results:
+            row = [r.student_id, r.assignment_id, f"{r.score:g}", f"{r.max_score:g}", r.status, r.detail]
+            writer.writerow(row + [f"{r.tests[c]:g}" if c in r.tests else "" for c in test_columns])
