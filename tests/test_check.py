@@ -1,0 +1,36 @@
+"""The student self-check: an honest exit status and a hint per failing visible test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from conftest import ASSIGNMENTS, EXERCISES, ROOT, solved_release
+
+
+def check(path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autograder", "check", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_untouched_exercise_fails_with_a_reason(assignment_id):
+    completed = check(EXERCISES / assignment_id / f"{assignment_id}.ipynb")
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "FAIL" in completed.stdout and "not answered yet" in completed.stdout
+
+
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_solved_exercise_passes(assignment_id, tmp_path):
+    path = tmp_path / f"{assignment_id}.ipynb"
+    nbformat.write(solved_release(assignment_id), path)
+    completed = check(path)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "FAIL" not in completed.stdout
+
+
+def test_missing_notebook_is_a_usage_error(tmp_path):
+    completed = check(tmp_path / "nope.ipynb")
+    assert completed.returncode == 2 and "no notebook" in completed.stderr
