@@ -180,7 +180,8 @@ def grade_all(
     _fill_max_scores(results)
     write_csv(out / "grades.csv", results)
     write_summary(out, results)
-    progress(f"wrote {out / 'grades.csv'}, {out / 'summary.txt'} and feedback for {len(results)} submission(s)")
+    progress(f"wrote {out / 'grades.csv'}, {out / 'summary.txt'} and feedback "
+             f"for {len(results)} submission(s)")
     return results
 
 

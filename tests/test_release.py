@@ -46,7 +46,7 @@ def test_source_notebook_is_clean_and_valid(assignment_id):
         meta = nbgrader_meta(cell)
         if not meta:
             continue
-        assert ANSWER_KEYS <= set(meta), f"{where}: nbgrader metadata lacks {ANSWER_KEYS - set(meta)}"
+        assert set(meta) >= ANSWER_KEYS, f"{where}: nbgrader metadata lacks {ANSWER_KEYS - set(meta)}"
         assert meta["schema_version"] == 3, f"{where}: nbgrader schema must be 3"
         grade_ids.append(meta["grade_id"])
         if meta["solution"] and cell.cell_type == "code":
@@ -56,7 +56,8 @@ def test_source_notebook_is_clean_and_valid(assignment_id):
         if meta["grade"] and not meta["solution"]:
             assert meta["locked"] and meta.get("points", 0) > 0, f"{where}: test cells are locked and score"
             begins = cell.source.count("### BEGIN HIDDEN TESTS")
-            assert begins == cell.source.count("### END HIDDEN TESTS") <= 1, f"{where}: unbalanced hidden tests"
+            ends = cell.source.count("### END HIDDEN TESTS")
+            assert begins == ends <= 1, f"{where}: unbalanced hidden tests"
         if "BEGIN HIDDEN TESTS" in cell.source:
             assert meta["grade"], f"{where}: hidden tests outside a test cell would be shown"
     assert len(grade_ids) == len(set(grade_ids)), f"{assignment_id}: duplicate grade_id"

@@ -1,0 +1,334 @@
+"""The instructor's grading command against an adversarial corpus of ex01 submissions.
+
+Every submission gets a row with a stated status; cheats do not earn the points they target; nothing
+crashes the run or changes another student's row. Real nbgrader runs, no mocks.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ROOT, nbgrader_meta, release_notebook, solved_release
+
+from autograder.grade import sandbox_available
+
+ASSIGNMENT = "ex01_attention_basics"
+WALL = 60
+CELL_TIMEOUT = 5
+SENTINEL_NAME = "CORPUS_WROTE_HERE"
+
+
+def answer_index(notebook, function: str) -> int:
+    for index, cell in enumerate(notebook.cells):
+        if nbgrader_meta(cell).get("solution") and f"def {function}(" in cell.source:
+            return index
+    raise LookupError(function)
+
+
+def with_answer_prefix(notebook, function: str, code: str):
+    """A copy of ``notebook`` whose answer cell for ``function`` starts with ``code``."""
+    notebook = copy.deepcopy(notebook)
+    cell = notebook.cells[answer_index(notebook, function)]
+    cell.source = code + "\n" + cell.source
+    return notebook
+
+
+def with_function(notebook, function: str, code: str):
+    """A copy of ``notebook`` whose answer cell for ``function`` is replaced by ``code``."""
+    notebook = copy.deepcopy(notebook)
+    notebook.cells[answer_index(notebook, function)].source = code
+    return notebook
+
+
+def test_cells(notebook):
+    return [i for i, c in enumerate(notebook.cells) if nbgrader_meta(c).get("grade")
+            and not nbgrader_meta(c).get("solution")]
+
+
+WRONG_SOFTMAX = '''
+import numpy as np
+def softmax(x, axis=-1):
+    e = np.exp(np.asarray(x, dtype=float))  # no max subtraction: overflows for large inputs
+    return e / e.sum(axis=axis, keepdims=True)
+'''
+WRONG_NADARAYA = '''
+import numpy as np
+def nadaraya_watson(x_query, x_train, y_train, bandwidth=1.0):
+    d = np.asarray(x_query, float)[:, None] - np.asarray(x_train, float)[None, :]
+    s = +d ** 2 / (2 * bandwidth ** 2)   # sign flipped: far points get the most weight
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    return (w / w.sum(axis=1, keepdims=True)) @ np.asarray(y_train, float)
+'''
+MONKEYPATCH = '''
+import numpy as np, numpy.testing
+np.allclose = lambda *a, **k: True
+np.isclose = lambda a, b, *x, **k: np.ones(np.shape(a), bool)
+np.array_equal = lambda *a, **k: True
+np.testing.assert_allclose = lambda *a, **k: None
+np.testing.assert_array_almost_equal = lambda *a, **k: None
+try:
+    import torch, torch.testing
+    torch.allclose = lambda *a, **k: True
+    torch.testing.assert_close = lambda *a, **k: None
+except ImportError:
+    pass
+import autograder.checks as checks
+for name in ("check_close", "check_shape", "check_true", "check_dtype", "as_numpy"):
+    setattr(checks, name, lambda *a, **k: None)
+    globals()[name] = lambda *a, **k: None
+import builtins
+builtins.isinstance = lambda *a: True
+'''
+ALWAYS_EQUAL = '''
+class AlwaysEqual:
+    shape = property(lambda self: self)
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __bool__(self): return True
+    def __getattr__(self, name): return self
+    def __call__(self, *a, **k): return self
+    def __getitem__(self, key): return self
+    def __iter__(self): return iter([])
+    def __array__(self, *a, **k): raise TypeError("no")
+def softmax(x, axis=-1):
+    return AlwaysEqual()
+def dot_scores(query, keys):
+    return AlwaysEqual()
+'''
+
+
+def steal_source(repo: Path) -> str:
+    return f'''
+import glob, json, os, sqlite3
+stolen = []
+for pattern in ["../../solutions/**/*.ipynb", "../../../source/**/*.ipynb", "../../../../**/*.ipynb",
+                "{repo}/solutions/**/*.ipynb"]:
+    for path in glob.glob(pattern, recursive=True)[:50]:
+        try:
+            for cell in json.load(open(path))["cells"]:
+                if "BEGIN SOLUTION" in "".join(cell["source"]):
+                    stolen.append("".join(cell["source"]))
+        except Exception:
+            pass
+for path in glob.glob("../../../*.db") + glob.glob("{repo}/grading/*.db"):
+    try:
+        sqlite3.connect(path).execute("update grade_cell set max_score = 0")
+    except Exception:
+        pass
+for code in stolen:
+    exec(code)
+'''
+
+
+def write_outside(targets: list[Path]) -> str:
+    lines = ["import os"]
+    for target in targets:
+        lines.append(f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept Exception:\n    pass")
+    lines.append("try:\n    open('../../../gradebook.db', 'w').write('garbage')\nexcept Exception:\n    pass")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    submissions = root / "submissions"
+    outside = [ROOT / SENTINEL_NAME, root / SENTINEL_NAME, submissions / "full" / SENTINEL_NAME]
+    solved, untouched = solved_release(ASSIGNMENT), release_notebook(ASSIGNMENT)
+    tests = test_cells(solved)
+
+    edited_tests = copy.deepcopy(with_function(solved, "softmax", WRONG_SOFTMAX))
+    for index in tests:
+        edited_tests.cells[index].source = "pass"
+        edited_tests.cells[index].metadata.nbgrader["points"] = 100
+    deleted = copy.deepcopy(solved)
+    del deleted.cells[tests[0]]
+    duplicated = copy.deepcopy(solved)
+    duplicated.cells.insert(tests[0], copy.deepcopy(duplicated.cells[tests[0]]))
+    swallow = ("import time\nwhile True:\n    try:\n        time.sleep(0.2)\n"
+               "    except KeyboardInterrupt:\n        pass")
+
+    notebooks = {
+        "full": solved,
+        "untouched": untouched,
+        "wrong_softmax": with_function(solved, "softmax", WRONG_SOFTMAX),
+        "wrong_nadaraya": with_function(solved, "nadaraya_watson", WRONG_NADARAYA),
+        "endless_loop": with_answer_prefix(solved, "softmax", "while True:\n    pass"),
+        "swallows_interrupt": with_answer_prefix(solved, "softmax", swallow),
+        "sys_exit": with_answer_prefix(solved, "softmax", "import sys\nsys.exit()"),
+        "os_exit": with_answer_prefix(solved, "softmax", "import os\nos._exit(1)"),
+        "deleted_test": deleted,
+        "edited_tests": edited_tests,
+        "duplicated_cell": duplicated,
+        "huge_output": with_answer_prefix(solved, "softmax", "for i in range(3_000_000):\n    print(i)"),
+        "monkeypatch": with_answer_prefix(untouched, "softmax", MONKEYPATCH),
+        "always_equal": with_function(with_function(untouched, "softmax", ALWAYS_EQUAL),
+                                      "dot_scores", "pass"),
+        "steal_solutions": with_answer_prefix(untouched, "softmax", steal_source(ROOT)),
+        "write_outside": with_answer_prefix(solved, "softmax", write_outside(outside)),
+        "memory_hog": with_answer_prefix(solved, "softmax", "import numpy as np\nhog = np.ones(2**34)"),
+    }
+    for student, notebook in notebooks.items():
+        folder = submissions / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / f"{ASSIGNMENT}.ipynb")
+    (submissions / "malformed" / ASSIGNMENT).mkdir(parents=True)
+    (submissions / "malformed" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
+    (submissions / "renamed" / ASSIGNMENT).mkdir(parents=True)
+    nbformat.write(solved, submissions / "renamed" / ASSIGNMENT / f"{ASSIGNMENT} (1).ipynb")
+    (submissions / "missing" / ASSIGNMENT).mkdir(parents=True)
+    (submissions / "missing" / ASSIGNMENT / "notes.txt").write_text("forgot the notebook")
+    (submissions / "two_notebooks" / ASSIGNMENT).mkdir(parents=True)
+    for name in ("a.ipynb", "b.ipynb"):
+        nbformat.write(solved, submissions / "two_notebooks" / ASSIGNMENT / name)
+
+    out = root / "out"
+    command = [sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out),
+               "--assignment", ASSIGNMENT, "--workers", "2", "--cell-timeout", str(CELL_TIMEOUT),
+               "--wall-limit", str(WALL), "--memory-mb", "2048"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    with open(out / "grades.csv") as handle:
+        rows = {r["student_id"]: r for r in csv.DictReader(handle)}
+    return {"rows": rows, "out": out, "outside": outside, "stdout": completed.stdout,
+            "submissions": submissions}
+
+
+def score(row) -> float:
+    return float(row["score"])
+
+
+def maximum(row) -> float:
+    return float(row["max_score"])
+
+
+def test_every_submission_has_a_row(corpus):
+    expected = {p.name for p in corpus["submissions"].iterdir()}
+    assert set(corpus["rows"]) == expected
+    for student in expected:
+        feedback = corpus["out"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
+        assert feedback.is_file(), f"no feedback for {student}"
+    assert (corpus["out"] / "summary.txt").is_file() and (corpus["out"] / "summary.png").is_file()
+    assert "[1/" in corpus["stdout"], "no progress printed"
+
+
+def test_full_and_untouched(corpus):
+    rows = corpus["rows"]
+    assert rows["full"]["status"] == "graded" and score(rows["full"]) == maximum(rows["full"]) > 0
+    assert rows["untouched"]["status"] == "graded" and score(rows["untouched"]) == 0
+
+
+@pytest.mark.parametrize("student,test_prefix", [("wrong_softmax", "test_softmax"),
+                                                 ("wrong_nadaraya", "test_nadaraya")])
+def test_plausible_wrong_answers_lose_their_points(corpus, student, test_prefix):
+    row = corpus["rows"][student]
+    assert row["status"] == "graded"
+    assert 0 < score(row) < maximum(row)
+    lost = [k for k, v in row.items() if k.startswith(test_prefix) and v != "" and float(v) == 0]
+    assert lost, f"{student} lost no points in {test_prefix}*: {row}"
+
+
+def test_endless_loop_is_stopped_and_the_rest_graded(corpus):
+    row = corpus["rows"]["endless_loop"]
+    assert row["status"] == "timeout", row
+    assert 0 < score(row) < maximum(row), "the other functions should still be graded"
+
+
+def test_loop_swallowing_interrupt_costs_at_most_the_wall_limit(corpus):
+    row = corpus["rows"]["swallows_interrupt"]
+    assert row["status"] == "timeout", row
+    assert score(row) < maximum(row)
+
+
+def test_sys_exit_and_os_exit(corpus):
+    rows = corpus["rows"]
+    assert rows["sys_exit"]["status"] == "graded" and score(rows["sys_exit"]) < maximum(rows["sys_exit"])
+    assert rows["os_exit"]["status"] == "kernel died" and score(rows["os_exit"]) == 0
+
+
+def test_test_cells_are_restored(corpus):
+    rows = corpus["rows"]
+    assert score(rows["deleted_test"]) == maximum(rows["deleted_test"]), rows["deleted_test"]
+    edited = rows["edited_tests"]
+    assert maximum(edited) == maximum(rows["full"]), "edited points must not change the maximum"
+    assert score(edited) < maximum(edited), "an edited test must not pass a wrong answer"
+    duplicated = rows["duplicated_cell"]
+    assert duplicated["status"] == "graded" and score(duplicated) == maximum(duplicated), duplicated
+
+
+def test_malformed_renamed_missing(corpus):
+    rows = corpus["rows"]
+    assert rows["malformed"]["status"] == "malformed notebook" and score(rows["malformed"]) == 0
+    assert rows["renamed"]["status"] == "graded" and "renamed" in rows["renamed"]["detail"]
+    assert score(rows["renamed"]) == maximum(rows["renamed"])
+    assert rows["missing"]["status"] == "missing notebook"
+    assert rows["two_notebooks"]["status"] == "several notebooks"
+    assert maximum(rows["missing"]) == maximum(rows["full"])
+
+
+def test_huge_output_is_capped(corpus):
+    row = corpus["rows"]["huge_output"]
+    assert row["status"] == "graded" and score(row) == maximum(row), row
+    feedback = corpus["out"] / "feedback" / "huge_output" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    assert feedback.stat().st_size < 5_000_000
+
+
+@pytest.mark.parametrize("student", ["monkeypatch", "always_equal"])
+def test_cheats_earn_nothing(corpus, student):
+    row = corpus["rows"][student]
+    assert row["status"] == "graded"
+    assert score(row) == 0, f"{student} earned points: {row}"
+
+
+@pytest.mark.skipif(not sandbox_available(), reason="bubblewrap is not available: no file-system isolation")
+def test_student_code_cannot_read_solutions_or_touch_files(corpus):
+    rows = corpus["rows"]
+    assert score(rows["steal_solutions"]) == 0, rows["steal_solutions"]
+    assert rows["write_outside"]["status"] == "graded"
+    assert score(rows["write_outside"]) == maximum(rows["write_outside"])
+    for path in corpus["outside"]:
+        assert not path.exists(), f"student code wrote {path}"
+    assert score(rows["full"]) == maximum(rows["full"])
+
+
+def test_memory_hog_is_contained(corpus):
+    row = corpus["rows"]["memory_hog"]
+    assert row["status"] in ("graded", "kernel died"), row
+    assert score(row) <= maximum(row)
+
+
+def test_feedback_never_shows_hidden_tests(corpus):
+    for page in (corpus["out"] / "feedback").rglob("*.html"):
+        text = page.read_text(errors="replace")
+        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, page
+
+
+def test_regrading_gives_the_same_grades(corpus, tmp_path):
+    subset = tmp_path / "subset"
+    for student in ("full", "wrong_softmax", "malformed"):
+        shutil.copytree(corpus["submissions"] / student, subset / student)
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "autograder", "grade", str(subset), "--out", str(out),
+                    "--cell-timeout", str(CELL_TIMEOUT)], cwd=ROOT, check=True, capture_output=True)
+    with open(out / "grades.csv") as handle:
+        again = {r["student_id"]: r for r in csv.DictReader(handle)}
+    for student, row in again.items():
+        first = corpus["rows"][student]
+        assert {k: v for k, v in row.items() if k != "detail"} == \
+               {k: first[k] for k in row if k != "detail"}, student
+
+
+def test_misuse_is_an_error(tmp_path):
+    unknown = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path), "--out",
+                              str(tmp_path / "o"), "--assignment", "nope"], cwd=ROOT,
+                             capture_output=True, text=True)
+    assert unknown.returncode != 0 and "unknown assignment" in unknown.stderr
+    missing = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "absent"),
+                              "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode != 0 and "cannot read" in missing.stderr
