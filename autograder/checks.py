@@ -14,6 +14,7 @@ not change a verdict.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,13 +37,17 @@ _isinstance = isinstance
 _float = float
 _tuple = tuple
 
-try:  # torch is optional: chapter 1 and its exercise use NumPy only
-    import torch as _torch
+_TENSOR_TYPES: list[type] = []
 
-    _Tensor = _torch.Tensor
-except ImportError:  # pragma: no cover - the course environment has torch
-    _torch = None
-    _Tensor = ()
+
+def _is_tensor(value: Any) -> bool:
+    """True for a torch tensor, without importing torch (NumPy-only exercises never load it)."""
+    if not _TENSOR_TYPES:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return False
+        _TENSOR_TYPES.append(torch.Tensor)
+    return _isinstance(value, _TENSOR_TYPES[0])
 
 __all__ = ["as_numpy", "check_shape", "check_dtype", "check_close", "check_true"]
 
@@ -58,7 +63,7 @@ def as_numpy(value: Any, *, what: str) -> np.ndarray:
     other object (``None``, a list of tensors, an object whose ``__eq__`` always
     says yes) fails with a message naming its type.
     """
-    if _isinstance(value, _Tensor):
+    if _is_tensor(value):
         return value.detach().cpu().numpy()
     if _isinstance(value, (_ndarray, _generic, int, _float)) and not _isinstance(value, bool):
         array = _asarray(value)
@@ -86,7 +91,7 @@ def check_shape(value: Any, shape: tuple[int, ...], *, what: str) -> None:
 
 def check_dtype(value: Any, dtype: Any, *, what: str) -> None:
     """Fail unless ``value`` (a tensor or array) has the given dtype."""
-    found = value.dtype if _isinstance(value, (_Tensor, _ndarray)) else type(value)
+    found = value.dtype if _is_tensor(value) or _isinstance(value, _ndarray) else type(value)
     if found != dtype:
         raise AssertionError(f"{what} should have dtype {dtype}, but has dtype {found}.")
 
@@ -97,7 +102,7 @@ def check_true(condition: Any, message: str) -> None:
     Unlike a bare ``assert``, an object that merely claims to be truthy is not
     enough: the condition must be a real ``bool`` (or a NumPy/torch boolean).
     """
-    if _isinstance(condition, _Tensor):
+    if _is_tensor(condition):
         condition = bool(condition.detach().cpu().numpy().all())
     elif _isinstance(condition, (_ndarray, _bool_)):
         condition = bool(_all(condition))

@@ -112,7 +112,10 @@ def _write_kernelspec(workspace: Path, notebook_dir: Path, limits: Limits, use_b
     if not use_bwrap:
         argv.append("--no-bwrap")
     argv += ["--", "-f", "{connection_file}"]
-    spec = {"argv": argv, "display_name": "Python 3 (graded)", "language": "python"}
+    # Interrupts go as a message on the control channel: a SIGINT to the launcher would stop
+    # bubblewrap (and the kernel with it) instead of interrupting the running cell.
+    spec = {"argv": argv, "display_name": "Python 3 (graded)", "language": "python",
+            "interrupt_mode": "message"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
 
 
@@ -168,6 +171,7 @@ def grade(
     reply = api.autograde(assignment_id, student_id, force=True, create=True)
     if not reply.get("success"):
         log = f"{reply.get('error') or ''}\n{reply.get('log') or ''}"
+        print(log, file=sys.stderr)  # kept by the grader in OUT/logs/
         result.status, result.detail = _failure_reason(log)
         with Gradebook(workspace_config(workspace, limits).CourseDirectory.db_url) as gb:
             result.max_score = gb.find_assignment(assignment_id).max_score

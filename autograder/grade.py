@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +118,9 @@ def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limi
         result.detail = f"{job.detail}; {result.detail}"
     if not feedback.is_file():
         write_status_page(feedback, result)
+    if result.status != "graded":
+        (out / "logs").mkdir(exist_ok=True)
+        shutil.copyfile(log, out / "logs" / f"{job.student_id}.{job.assignment_id}.log")
     return result
 
 

@@ -21,7 +21,7 @@ from autograder.grade import sandbox_available
 
 ASSIGNMENT = "ex01_attention_basics"
 WALL = 60
-CELL_TIMEOUT = 5
+CELL_TIMEOUT = 10
 SENTINEL_NAME = "CORPUS_WROTE_HERE"
 
 
@@ -47,7 +47,7 @@ def with_function(notebook, function: str, code: str):
     return notebook
 
 
-def test_cells(notebook):
+def grade_cell_indices(notebook):
     return [i for i, c in enumerate(notebook.cells) if nbgrader_meta(c).get("grade")
             and not nbgrader_meta(c).get("solution")]
 
@@ -141,7 +141,7 @@ def corpus(tmp_path_factory):
     submissions = root / "submissions"
     outside = [ROOT / SENTINEL_NAME, root / SENTINEL_NAME, submissions / "full" / SENTINEL_NAME]
     solved, untouched = solved_release(ASSIGNMENT), release_notebook(ASSIGNMENT)
-    tests = test_cells(solved)
+    tests = grade_cell_indices(solved)
 
     edited_tests = copy.deepcopy(with_function(solved, "softmax", WRONG_SOFTMAX))
     for index in tests:
