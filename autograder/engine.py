@@ -158,6 +158,7 @@ def grade(
     except ValueError as error:
         result.status, result.detail = "malformed notebook", str(error)
         return result
+    duplicates = drop_duplicate_grade_ids(nb)
     nbformat.write(nb, submitted / f"{assignment_id}.ipynb")
     notebook_dir = workspace / "autograded" / student_id / assignment_id
     notebook_dir.mkdir(parents=True)
@@ -192,12 +193,35 @@ def grade(
     else:
         failed = [name for name, points in result.tests.items() if points <= 0]
         result.detail = "all tests passed" if not failed else f"failed: {', '.join(failed)}"
+    if duplicates:
+        result.detail = f"duplicated cells {', '.join(duplicates)} (graded the last copy); {result.detail}"
     if feedback_to is not None:
         _check(api.generate_feedback(assignment_id, student_id, force=True), "nbgrader generate_feedback")
         html = workspace / "feedback" / student_id / assignment_id / f"{assignment_id}.html"
         feedback_to.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(html, feedback_to)
     return result
+
+
+def drop_duplicate_grade_ids(notebook: nbformat.NotebookNode) -> list[str]:
+    """Keep nbgrader metadata only on the last cell of each ``grade_id``; return the duplicated ids.
+
+    A cell copied in JupyterLab keeps its ``grade_id``. nbgrader's own ``DeduplicateIds`` then leaves
+    an empty ``nbgrader`` entry that makes ``OverwriteCells`` fail (nbgrader issue #1083), so the
+    earlier copies become plain cells here, before nbgrader sees them.
+    """
+    seen: set[str] = set()
+    duplicated: list[str] = []
+    for cell in reversed(notebook.cells):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id is None:
+            continue
+        if grade_id in seen:
+            del cell.metadata["nbgrader"]
+            if grade_id not in duplicated:
+                duplicated.append(grade_id)
+        seen.add(grade_id)
+    return sorted(duplicated)
 
 
 def _is_answer_grade(grade) -> bool:

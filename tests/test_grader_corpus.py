@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import csv
+import html
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT, nbgrader_meta, release_notebook, solved_release
+from conftest import ROOT, nbgrader_meta, release_notebook, solved_release, source_notebook
 
 from autograder.grade import sandbox_available
 
@@ -84,7 +86,7 @@ for name in ("check_close", "check_shape", "check_true", "check_dtype", "as_nump
     setattr(checks, name, lambda *a, **k: None)
     globals()[name] = lambda *a, **k: None
 import builtins
-builtins.isinstance = lambda *a: True
+builtins.abs = lambda x: 0
 '''
 ALWAYS_EQUAL = '''
 class AlwaysEqual:
@@ -166,7 +168,8 @@ def corpus(tmp_path_factory):
         "deleted_test": deleted,
         "edited_tests": edited_tests,
         "duplicated_cell": duplicated,
-        "huge_output": with_answer_prefix(solved, "softmax", "for i in range(3_000_000):\n    print(i)"),
+        "huge_output": with_answer_prefix(solved, "softmax",
+                                          "print('x' * 30_000_000)\nfor i in range(100_000):\n    print(i)"),
         "monkeypatch": with_answer_prefix(untouched, "softmax", MONKEYPATCH),
         "always_equal": with_function(with_function(untouched, "softmax", ALWAYS_EQUAL),
                                       "dot_scores", "pass"),
@@ -304,9 +307,16 @@ def test_memory_hog_is_contained(corpus):
 
 
 def test_feedback_never_shows_hidden_tests(corpus):
+    hidden_lines = set()
+    for cell in source_notebook(ASSIGNMENT).cells:
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            region = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            hidden_lines |= {line.strip() for line in region.splitlines() if len(line.strip()) > 25}
+    assert hidden_lines, "ex01 should have hidden tests"
     for page in (corpus["out"] / "feedback").rglob("*.html"):
-        text = page.read_text(errors="replace")
-        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, page
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(errors="replace")))
+        leaked = [line for line in hidden_lines if line in text]
+        assert not leaked, f"{page} shows hidden test code: {leaked[:3]}"
 
 
 def test_regrading_gives_the_same_grades(corpus, tmp_path):
