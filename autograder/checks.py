@@ -124,6 +124,11 @@ def _close(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> b
     return bool(_all(difference <= tolerance))
 
 
+def _reference(value: Any) -> np.ndarray:
+    """A result computed by the test itself (any array-like) as a float array."""
+    return _asarray(value.detach().cpu().numpy() if _is_tensor(value) else value, dtype=_float)
+
+
 def check_close(
     got: Any,
     expected: Any,
@@ -144,12 +149,12 @@ def check_close(
             the message is that hint.
     """
     got_array = as_numpy(got, what=what)
-    expected_array = _asarray(as_numpy(expected, what="the reference result"), dtype=_float)
+    expected_array = _reference(expected)
     check_shape(got_array, expected_array.shape, what=what)
     if _close(got_array, expected_array, atol, rtol):
         return
     for hint, wrong in (mistakes or {}).items():
-        wrong_array = _asarray(as_numpy(wrong, what="a known mistake"), dtype=_float)
+        wrong_array = _reference(wrong)
         if _close(got_array, wrong_array, atol, rtol):
             raise AssertionError(f"{what} is not right. Likely cause: {hint}")
     if not bool(_all(_isfinite(got_array))) and bool(_all(_isfinite(expected_array))):
