@@ -104,6 +104,14 @@ def make_template(assignment_id: str, course: Path, limits: Limits = Limits()) -
     return course
 
 
+def template_max_score(course: Path) -> float:
+    """The maximum score of the one assignment in a template course."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return float(gradebook.assignments[0].max_score)
+
+
 def _write_kernelspec(workspace: Path, notebook_dir: Path, limits: Limits, use_bwrap: bool) -> None:
     spec_dir = workspace / "jupyter" / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
@@ -174,8 +182,6 @@ def grade(
         log = f"{reply.get('error') or ''}\n{reply.get('log') or ''}"
         print(log, file=sys.stderr)  # kept by the grader in OUT/logs/
         result.status, result.detail = _failure_reason(log)
-        with Gradebook(workspace_config(workspace, limits).CourseDirectory.db_url) as gb:
-            result.max_score = gb.find_assignment(assignment_id).max_score
         return result
 
     with Gradebook(workspace_config(workspace, limits).CourseDirectory.db_url) as gb:

@@ -13,12 +13,12 @@ Output::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from autograder.engine import Result, assignment_ids, make_template
+from autograder import worker
+from autograder.engine import Result, assignment_ids, make_template, template_max_score
 from autograder.sandbox import bwrap_path
 from autograder.settings import Limits
 from autograder.summary import write_summary
@@ -82,27 +83,21 @@ def sandbox_available() -> bool:
 
 
 def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limits,
-                use_bwrap: bool) -> Result:
+                use_bwrap: bool, ctx) -> Result:
     """Grade one job in a child process; a child that overruns the wall limit is killed."""
-    result_file = scratch / f"{job.student_id}.{job.assignment_id}.json"
+    name = f"{job.student_id}.{job.assignment_id}"
     feedback = out / "feedback" / job.student_id / job.assignment_id / f"{job.assignment_id}.html"
-    command = [sys.executable, "-m", "autograder.worker", "--template", str(template),
-               "--workspace", str(scratch / f"ws-{job.student_id}-{job.assignment_id}"),
-               "--assignment", job.assignment_id, "--student", job.student_id,
-               "--notebook", str(job.notebook), "--feedback", str(feedback), "--result", str(result_file),
-               "--cell-timeout", str(limits.cell_timeout), "--memory-mb", str(limits.memory_mb),
-               "--output-lines", str(limits.output_lines)]
-    if not use_bwrap:
-        command.append("--no-bwrap")
-    log = scratch / f"{job.student_id}.{job.assignment_id}.log"
+    task = worker.Task(template, scratch / f"ws-{name}", job.assignment_id, job.student_id, job.notebook,
+                       feedback, scratch / f"{name}.json", scratch / f"{name}.log", limits, use_bwrap)
+    result_file, log = task.result, task.log
     start = time.monotonic()
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            process.wait(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    process = ctx.Process(target=worker.run, args=(task,), daemon=False)
+    process.start()
+    process.join(timeout=limits.wall_seconds)
+    if process.is_alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the child, its kernel launcher and bubblewrap
+        process.join()
     seconds = time.monotonic() - start
     if result_file.is_file():
         result = Result.from_json(result_file.read_text())
@@ -110,7 +105,8 @@ def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limi
         result = Result(job.student_id, job.assignment_id, status="timeout",
                         detail=f"stopped after the wall limit of {limits.wall_seconds} s")
     else:
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
+        tail = lines[-1:] or ["no output"]
         result = Result(job.student_id, job.assignment_id, status="grader error",
                         detail=f"the grading process failed: {tail[0][:300]}")
     result.seconds = round(seconds, 2)
@@ -120,7 +116,8 @@ def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limi
         write_status_page(feedback, result)
     if result.status != "graded":
         (out / "logs").mkdir(exist_ok=True)
-        shutil.copyfile(log, out / "logs" / f"{job.student_id}.{job.assignment_id}.log")
+        if log.is_file():
+            shutil.copyfile(log, out / "logs" / f"{name}.log")
     return result
 
 
@@ -162,8 +159,10 @@ def grade_all(
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         scratch = Path(tmp)
-        needed = sorted({j.assignment_id for j in jobs if j.notebook is not None})
+        needed = sorted({j.assignment_id for j in jobs})
         templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
+        maxima = {a: template_max_score(course) for a, course in templates.items()}
+        ctx = worker.context()
         done = 0
 
         def run(job: Job) -> Result:
@@ -172,7 +171,8 @@ def grade_all(
                 write_status_page(out / "feedback" / job.student_id / job.assignment_id
                                   / f"{job.assignment_id}.html", result)
             else:
-                result = _run_worker(job, templates[job.assignment_id], out, scratch, limits, use_bwrap)
+                result = _run_worker(job, templates[job.assignment_id], out, scratch, limits, use_bwrap, ctx)
+            result.max_score = result.max_score or maxima.get(job.assignment_id, 0.0)
             nonlocal done
             done += 1
             progress(f"[{done}/{len(jobs)}] {job.student_id} / {job.assignment_id}: "
@@ -181,19 +181,11 @@ def grade_all(
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             results = list(pool.map(run, jobs))
-    _fill_max_scores(results)
     write_csv(out / "grades.csv", results)
     write_summary(out, results)
     progress(f"wrote {out / 'grades.csv'}, {out / 'summary.txt'} and feedback "
              f"for {len(results)} submission(s)")
     return results
-
-
-def _fill_max_scores(results: list[Result]) -> None:
-    """Rows that could not be graded still show the assignment's maximum score."""
-    maxima = {r.assignment_id: r.max_score for r in results if r.max_score}
-    for result in results:
-        result.max_score = result.max_score or maxima.get(result.assignment_id, 0.0)
 
 
 def write_csv(path: Path, results: list[Result]) -> None:

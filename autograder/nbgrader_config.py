@@ -22,3 +22,4 @@ from autograder.settings import course_config  # noqa: E402
 
 c = get_config()
 c.merge(course_config(_course_root))
+(_course_root / "grading").mkdir(exist_ok=True)  # the gradebook and submissions live here (git-ignored)

@@ -1,41 +1,64 @@
 """Grade one submission in a process of its own (started by :mod:`autograder.grade`).
 
-Writes the :class:`~autograder.engine.Result` as JSON to ``--result``. Whatever goes wrong inside
-nbgrader becomes a status in that result; only a kill from outside leaves no result file.
+Children are forked from a *forkserver* that has imported nbgrader once, so a submission does not
+pay nbgrader's ~2 s import. Each child starts its own session (so the grader can kill it and
+everything it started), sends its output to a log file, and writes the
+:class:`~autograder.engine.Result` as JSON. Whatever goes wrong inside nbgrader becomes a status in
+that result; only a kill from outside leaves no result file.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
+import multiprocessing
+import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.engine import GradingError, Result, grade
 from autograder.settings import Limits
 
+PRELOAD = ["autograder.engine", "nbgrader.apps", "nbgrader.api", "nbconvert", "nbclient", "jupyter_client"]
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("template", "workspace", "notebook", "feedback", "result"):
-        parser.add_argument(f"--{name}", type=Path, required=True)
-    parser.add_argument("--assignment", required=True)
-    parser.add_argument("--student", required=True)
-    parser.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout)
-    parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
-    parser.add_argument("--output-lines", type=int, default=Limits.output_lines)
-    parser.add_argument("--no-bwrap", action="store_true")
-    args = parser.parse_args(argv)
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a child needs to grade one submission."""
+
+    template: Path
+    workspace: Path
+    assignment_id: str
+    student_id: str
+    notebook: Path
+    feedback: Path
+    result: Path
+    log: Path
+    limits: Limits
+    use_bwrap: bool
+
+
+def run(task: Task) -> None:
+    """Body of a child process: grade ``task`` and write its result file."""
+    os.setsid()
+    fd = os.open(task.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
     warnings.simplefilter("ignore")  # SQLAlchemy and jupyter_client warnings are noise here
     logging.disable(logging.WARNING)
-    limits = Limits(cell_timeout=args.cell_timeout, memory_mb=args.memory_mb, output_lines=args.output_lines)
     try:
-        result = grade(args.template, args.workspace, args.assignment, args.student, args.notebook,
-                       limits=limits, use_bwrap=not args.no_bwrap, feedback_to=args.feedback)
+        result = grade(task.template, task.workspace, task.assignment_id, task.student_id, task.notebook,
+                       limits=task.limits, use_bwrap=task.use_bwrap, feedback_to=task.feedback)
     except GradingError as error:
-        result = Result(args.student, args.assignment, status="grader error", detail=str(error)[:300])
-    args.result.write_text(result.to_json())
+        result = Result(task.student_id, task.assignment_id, status="grader error", detail=str(error)[:300])
+    task.result.write_text(result.to_json())
 
 
-if __name__ == "__main__":
-    main()
+def context() -> multiprocessing.context.BaseContext:
+    """A forkserver context whose server has nbgrader imported."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    warm_up = ctx.Process(target=os.getpid)  # start the server now, not inside the first job's time
+    warm_up.start()
+    warm_up.join()
+    return ctx
