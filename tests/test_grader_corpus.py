@@ -43,6 +43,14 @@ def with_answer_prefix(notebook, function: str, code: str):
     return notebook
 
 
+def with_answer_suffix(notebook, function: str, code: str):
+    """A copy of ``notebook`` whose answer cell for ``function`` ends with ``code``."""
+    notebook = copy.deepcopy(notebook)
+    cell = notebook.cells[answer_index(notebook, function)]
+    cell.source = cell.source + "\n" + code
+    return notebook
+
+
 def with_function(notebook, function: str, code: str):
     """A copy of ``notebook`` whose answer cell for ``function`` is replaced by ``code``."""
     notebook = copy.deepcopy(notebook)
@@ -55,6 +63,13 @@ def grade_cell_indices(notebook):
             and not nbgrader_meta(c).get("solution")]
 
 
+WARNS = '''
+_quiet_softmax = softmax
+def softmax(x, axis=-1):
+    import warnings
+    warnings.warn("this library function is deprecated", UserWarning)
+    return _quiet_softmax(x, axis)
+'''
 WRONG_SOFTMAX = '''
 import numpy as np
 def softmax(x, axis=-1):
@@ -159,6 +174,7 @@ def corpus(tmp_path_factory):
 
     notebooks = {
         "full": solved,
+        "library_warning": with_answer_suffix(solved, "softmax", WARNS),
         "untouched": untouched,
         "wrong_softmax": with_function(solved, "softmax", WRONG_SOFTMAX),
         "wrong_nadaraya": with_function(solved, "nadaraya_watson", WRONG_NADARAYA),
@@ -225,6 +241,8 @@ def test_every_submission_has_a_row(corpus):
 def test_full_and_untouched(corpus):
     rows = corpus["rows"]
     assert rows["full"]["status"] == "graded" and score(rows["full"]) == maximum(rows["full"]) > 0
+    warned = rows["library_warning"]
+    assert score(warned) == maximum(warned), f"a warning on stderr cost points: {warned}"
     assert rows["untouched"]["status"] == "graded" and score(rows["untouched"]) == 0
 
 
