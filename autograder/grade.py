@@ -155,7 +155,6 @@ def grade_all(
         progress("note: bubblewrap (bwrap) is not available here, so students' code runs with time and "
                  "memory limits in its own workspace but can read files outside it. Install the Debian "
                  "package 'bubblewrap' for full isolation.")
-    progress(f"grading {len(jobs)} submission(s) of {', '.join(chosen)} with {workers} worker(s)")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         scratch = Path(tmp)
@@ -163,6 +162,7 @@ def grade_all(
         templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
         maxima = {a: template_max_score(course) for a, course in templates.items()}
         ctx = worker.context()
+        progress(f"grading {len(jobs)} submission(s) of {', '.join(needed)} with {workers} worker(s)")
         done = 0
 
         def run(job: Job) -> Result:
