@@ -110,7 +110,7 @@ def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limi
         result = Result(job.student_id, job.assignment_id, status="grader error",
                         detail=f"the grading process failed: {tail[0][:300]}")
     result.seconds = round(seconds, 2)
-    if job.detail and result.status in ("graded", "timeout"):
+    if job.detail:
         result.detail = f"{job.detail}; {result.detail}"
     if not feedback.is_file():
         write_status_page(feedback, result)

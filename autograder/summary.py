@@ -9,13 +9,30 @@ from pathlib import Path
 from autograder.engine import Result
 
 
+def by_assignment(results: list[Result]) -> dict[str, list[Result]]:
+    """The results grouped by assignment id, in sorted order."""
+    groups: dict[str, list[Result]] = defaultdict(list)
+    for result in results:
+        groups[result.assignment_id].append(result)
+    return dict(sorted(groups.items()))
+
+
+def pass_rates(rows: list[Result]) -> dict[str, tuple[int, int]]:
+    """For each test cell: (submissions with its full points, graded submissions)."""
+    graded = [r for r in rows if r.tests]
+    tests = list(dict.fromkeys(name for r in graded for name in r.tests))
+    rates = {}
+    for name in tests:
+        full = max(r.tests.get(name, 0.0) for r in graded)
+        passed = sum(1 for r in graded if full > 0 and r.tests.get(name, 0.0) >= full)
+        rates[name] = (passed, len(graded))
+    return rates
+
+
 def summary_text(results: list[Result]) -> str:
     """Per assignment: submissions by status, score statistics and each test's pass rate."""
     lines: list[str] = []
-    by_assignment: dict[str, list[Result]] = defaultdict(list)
-    for result in results:
-        by_assignment[result.assignment_id].append(result)
-    for assignment_id, rows in sorted(by_assignment.items()):
+    for assignment_id, rows in by_assignment(results).items():
         scores = sorted(r.score for r in rows)
         maximum = max(r.max_score for r in rows)
         statuses = Counter(r.status for r in rows)
@@ -23,34 +40,43 @@ def summary_text(results: list[Result]) -> str:
         lines.append("  status: " + ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())))
         lines.append(f"  score: mean {statistics.mean(scores):.2f}, median {statistics.median(scores):g}, "
                      f"min {scores[0]:g}, max {scores[-1]:g}")
-        graded = [r for r in rows if r.tests]
-        tests = list(dict.fromkeys(name for r in graded for name in r.tests))
-        if tests:
+        rates = pass_rates(rows)
+        if rates:
             lines.append("  pass rate per test (full points):")
-        for name in tests:
-            full = max(r.tests.get(name, 0.0) for r in graded)
-            passed = sum(1 for r in graded if full > 0 and r.tests.get(name, 0.0) >= full)
-            lines.append(f"    {name:<40} {passed}/{len(graded)} ({100 * passed / len(graded):.0f}%)")
+        for name, (passed, graded) in rates.items():
+            lines.append(f"    {name:<40} {passed}/{graded} ({100 * passed / graded:.0f}%)")
     return "\n".join(lines) + "\n"
 
 
 def write_summary(out: Path, results: list[Result]) -> None:
-    """Write ``summary.txt`` and ``summary.png`` (score histogram per assignment) to ``out``."""
+    """Write ``summary.txt`` and ``summary.png`` to ``out``.
+
+    The plot has one column per assignment: the score histogram on top, each test's pass rate below.
+    """
     (out / "summary.txt").write_text(summary_text(results) if results else "no submissions found\n")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    assignments = sorted({r.assignment_id for r in results}) or ["(none)"]
-    fig, axes = plt.subplots(1, len(assignments), figsize=(4 * len(assignments), 3), squeeze=False)
-    for ax, assignment_id in zip(axes[0], assignments, strict=True):
-        rows = [r for r in results if r.assignment_id == assignment_id]
+    groups = by_assignment(results) or {"(none)": []}
+    most_tests = max((len(pass_rates(rows)) for rows in groups.values()), default=1)
+    fig, axes = plt.subplots(2, len(groups), figsize=(6 * len(groups), 3 + 0.3 * max(most_tests, 4)),
+                             squeeze=False, height_ratios=[3, 0.3 * max(most_tests, 4)])
+    for (top, bottom), (assignment_id, rows) in zip(axes.T, groups.items(), strict=True):
         maximum = max((r.max_score for r in rows), default=1.0) or 1.0
-        ax.hist([r.score for r in rows], bins=10, range=(0, maximum), color="tab:blue", edgecolor="white")
-        ax.set_title(assignment_id, fontsize=9)
-        ax.set_xlabel("score")
-        ax.set_ylabel("submissions")
+        top.hist([r.score for r in rows], bins=10, range=(0, maximum), color="tab:blue", edgecolor="white")
+        top.set_title(f"{assignment_id} ({len(rows)} submissions)", fontsize=9)
+        top.set_xlabel(f"score (out of {maximum:g})")
+        top.set_ylabel("submissions")
+        top.yaxis.set_major_locator(MaxNLocator(integer=True))
+        rates = pass_rates(rows)
+        names = list(rates)[::-1]
+        bottom.barh(names, [100 * rates[n][0] / rates[n][1] for n in names], color="tab:green")
+        bottom.set_xlim(0, 100)
+        bottom.set_xlabel("submissions with full points (%)")
+        bottom.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     fig.savefig(out / "summary.png", dpi=100)
     plt.close(fig)
