@@ -168,7 +168,9 @@ def corpus(tmp_path_factory):
     deleted = copy.deepcopy(solved)
     del deleted.cells[tests[0]]
     duplicated = copy.deepcopy(solved)
-    duplicated.cells.insert(tests[0], copy.deepcopy(duplicated.cells[tests[0]]))
+    pasted = copy.deepcopy(duplicated.cells[tests[0]])
+    pasted.id = "pasted-copy"  # JupyterLab's copy/paste gives a new cell id and keeps the metadata
+    duplicated.cells.insert(tests[0], pasted)
     swallow = ("import time\nwhile True:\n    try:\n        time.sleep(0.2)\n"
                "    except KeyboardInterrupt:\n        pass")
 
@@ -192,7 +194,8 @@ def corpus(tmp_path_factory):
                                       "dot_scores", "pass"),
         "steal_solutions": with_answer_prefix(untouched, "softmax", steal_source(ROOT)),
         "write_outside": with_answer_prefix(solved, "softmax", write_outside(outside)),
-        "memory_hog": with_answer_prefix(solved, "softmax", "import numpy as np\nhog = np.ones(2**34)"),
+        # 6 GiB: more than the 2 GiB limit below, less than the machine has, so only the limit stops it
+        "memory_hog": with_answer_prefix(solved, "softmax", "import numpy as np\nhog = np.ones(6 * 2**27)"),
     }
     for student, notebook in notebooks.items():
         folder = submissions / student / ASSIGNMENT
@@ -322,7 +325,8 @@ def test_student_code_cannot_read_solutions_or_touch_files(corpus):
 def test_memory_hog_is_contained(corpus):
     row = corpus["rows"]["memory_hog"]
     assert row["status"] in ("graded", "kernel died"), row
-    assert score(row) <= maximum(row)
+    assert score(row) < maximum(row), "the allocation should have failed under the memory limit"
+    assert score(corpus["rows"]["full"]) == maximum(corpus["rows"]["full"])
 
 
 def test_feedback_never_shows_hidden_tests(corpus):
