@@ -58,3 +58,11 @@ def test_chapters_are_executed_with_figures(build):
 def test_bibliography_is_rendered(build):
     text = (HTML / "book" / "bibliography.html").read_text()
     assert "Vaswani" in text
+
+
+def test_math_renders_offline(build):
+    """MathJax is served from the book (book/_ext/offline_mathjax.py), not from a CDN."""
+    assert (HTML / "_static" / "mathjax" / "es5" / "tex-mml-chtml.js").is_file()
+    text = (HTML / "book" / "ch01_human_to_machine_attention.html").read_text()
+    assert 'src="../_static/mathjax/es5/tex-mml-chtml.js"' in text
+    assert "cdn.jsdelivr.net/npm/mathjax" not in text
