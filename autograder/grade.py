@@ -47,12 +47,28 @@ class Job:
     detail: str = ""
 
 
-def find_jobs(submissions: Path, assignments: list[str]) -> list[Job]:
-    """One job per ``<student>/<assignment>`` folder for the chosen assignments, sorted."""
+def find_jobs(submissions: Path, assignments: list[str], known: list[str] | None = None) -> list[Job]:
+    """One job per ``<student>/<assignment>`` folder for the chosen assignments, sorted.
+
+    Two common slips also get a row: a notebook ``<student>/<assignment>.ipynb`` left outside its
+    folder is graded and flagged, and a folder that names no assignment of the course (``known``) is
+    reported as ``unknown assignment``. Folders of other known assignments are left for their own run.
+    """
+    known = assignments if known is None else known
     jobs = []
     for student in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for folder in sorted(p for p in student.iterdir() if p.is_dir() and p.name in assignments):
-            jobs.append(_job_for(student.name, folder))
+        for entry in sorted(p for p in student.iterdir() if not p.name.startswith(".")):
+            if entry.is_dir() and entry.name in assignments:
+                jobs.append(_job_for(student.name, entry))
+            elif entry.is_dir() and entry.name not in known:
+                jobs.append(Job(student.name, entry.name, None, "unknown assignment",
+                                f"folder {student.name}/{entry.name}/ names no assignment of the course "
+                                f"(known: {', '.join(known)})"))
+            elif (entry.is_file() and entry.suffix == ".ipynb" and entry.stem in assignments
+                  and not (student / entry.stem).is_dir()):
+                jobs.append(Job(student.name, entry.stem, entry,
+                                detail=f"notebook found at {student.name}/{entry.name}, "
+                                       f"not in {student.name}/{entry.stem}/"))
     return jobs
 
 
@@ -149,7 +165,7 @@ def grade_all(
     if not submissions.is_dir() or not os.access(submissions, os.R_OK | os.X_OK):
         raise SystemExit(f"error: cannot read the submissions folder {submissions}")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = find_jobs(submissions, chosen)
+    jobs = find_jobs(submissions, chosen, known)
     use_bwrap = sandbox_available()
     if not use_bwrap:
         progress("note: bubblewrap (bwrap) is not available here, so students' code runs with time and "
@@ -158,7 +174,7 @@ def grade_all(
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         scratch = Path(tmp)
-        needed = sorted({j.assignment_id for j in jobs})
+        needed = sorted({j.assignment_id for j in jobs if j.assignment_id in known})
         templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
         maxima = {a: template_max_score(course) for a, course in templates.items()}
         ctx = worker.context()

@@ -207,6 +207,10 @@ def corpus(tmp_path_factory):
     nbformat.write(solved, submissions / "renamed" / ASSIGNMENT / f"{ASSIGNMENT} (1).ipynb")
     (submissions / "missing" / ASSIGNMENT).mkdir(parents=True)
     (submissions / "missing" / ASSIGNMENT / "notes.txt").write_text("forgot the notebook")
+    (submissions / "loose").mkdir()
+    nbformat.write(solved, submissions / "loose" / f"{ASSIGNMENT}.ipynb")  # outside its folder
+    (submissions / "wrong_folder" / "ex1").mkdir(parents=True)
+    nbformat.write(solved, submissions / "wrong_folder" / "ex1" / f"{ASSIGNMENT}.ipynb")
     (submissions / "two_notebooks" / ASSIGNMENT).mkdir(parents=True)
     for name in ("a.ipynb", "b.ipynb"):
         nbformat.write(solved, submissions / "two_notebooks" / ASSIGNMENT / name)
@@ -235,7 +239,8 @@ def test_every_submission_has_a_row(corpus):
     expected = {p.name for p in corpus["submissions"].iterdir()}
     assert set(corpus["rows"]) == expected
     for student in expected:
-        feedback = corpus["out"] / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html"
+        assignment = corpus["rows"][student]["assignment_id"]
+        feedback = corpus["out"] / "feedback" / student / assignment / f"{assignment}.html"
         assert feedback.is_file(), f"no feedback for {student}"
     assert (corpus["out"] / "summary.txt").is_file() and (corpus["out"] / "summary.png").is_file()
     assert "[1/" in corpus["stdout"], "no progress printed"
@@ -294,6 +299,11 @@ def test_malformed_renamed_missing(corpus):
     assert score(rows["renamed"]) == maximum(rows["renamed"])
     assert rows["missing"]["status"] == "missing notebook"
     assert rows["two_notebooks"]["status"] == "several notebooks"
+    loose = rows["loose"]
+    assert loose["status"] == "graded" and "not in loose/" in loose["detail"], loose
+    assert score(loose) == maximum(loose)
+    wrong = rows["wrong_folder"]
+    assert wrong["status"] == "unknown assignment" and wrong["assignment_id"] == "ex1", wrong
     assert maximum(rows["missing"]) == maximum(rows["full"])
 
 
