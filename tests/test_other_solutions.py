@@ -104,7 +104,7 @@ def test_data_covers_every_answer_cell(assignment):
     for grade_id, source in module.CORRECT.items():
         assert source.strip() != originals[grade_id].strip(), f"{grade_id}: the course's own solution"
         assert "### BEGIN SOLUTION" not in source, f"{grade_id}: solution markers in CORRECT"
-    assert 3 <= len(module.WRONG) <= 5, "3 to 5 plausible mistakes per exercise"
+    assert 3 <= len(module.WRONG) <= 7, "3 to 7 plausible mistakes per exercise"
     tests = set(graded_ids(notebook))
     for name, (answers, must_fail) in module.WRONG.items():
         assert answers and set(answers) <= set(originals), f"{name}: unknown answer cells"

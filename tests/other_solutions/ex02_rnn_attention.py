@@ -96,6 +96,10 @@ LUONG_SCALED = LUONG_ATTENTION.replace(
 assert ADDITIVE_WITHOUT_TANH != ADDITIVE_ATTENTION
 assert LUONG_SCALED != LUONG_ATTENTION
 
+ADDITIVE_DROPOUT_ON_CONTEXT = ADDITIVE_ATTENTION.replace(
+    'torch.einsum("bqk,bkv->bqv", self.drop(self.attention_weights), values)',
+    'self.drop(torch.einsum("bqk,bkv->bqv", self.attention_weights, values))')
+
 WRONG = {
     "masked_softmax_nan_on_empty_rows": (
         {"masked_softmax_answer": MASKED_SOFTMAX_NAN_ON_EMPTY_ROWS},
@@ -111,4 +115,7 @@ WRONG = {
     "luong_scores_divided_by_sqrt_d": (
         {"luong_attention_answer": LUONG_SCALED},
         ["test_luong_dot", "test_luong_general"]),
+    "additive_dropout_on_the_context": (
+        {"additive_attention_answer": ADDITIVE_DROPOUT_ON_CONTEXT},
+        ["test_additive_attention_forward"]),
 }

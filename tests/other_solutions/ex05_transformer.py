@@ -139,6 +139,9 @@ DECODER_NOT_CAUSAL = _replace(DECODER_LAYER, "functional_attention(self.self_att
                               "functional_attention(self.self_attn, z, z)")
 GREEDY_FIRST_POSITION = _replace(GREEDY_DECODE, "logits[:, length - 1, :]", "logits[:, 0, :]")
 
+FEED_FORWARD_DROPOUT_AFTER_LINEAR2 = _replace(FEED_FORWARD, "return self.linear2(self.dropout(hidden))",
+                                              "return self.dropout(self.linear2(hidden))")
+
 WRONG = {
     "feed_forward_without_relu": (
         {"PositionwiseFeedForward_answer": FEED_FORWARD_WITHOUT_RELU},
@@ -152,6 +155,9 @@ WRONG = {
     "decoder_without_causal_mask": (
         {"DecoderLayer_answer": DECODER_NOT_CAUSAL},
         ["test_DecoderLayer", "test_DecoderLayer_causal"]),
+    "feed_forward_dropout_after_linear2": (
+        {"PositionwiseFeedForward_answer": FEED_FORWARD_DROPOUT_AFTER_LINEAR2},
+        ["test_PositionwiseFeedForward"]),
     "greedy_argmax_of_first_position": (
         {"greedy_decode_answer": GREEDY_FIRST_POSITION},
         ["test_greedy_decode"]),

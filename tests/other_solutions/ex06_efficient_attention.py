@@ -114,6 +114,22 @@ def sliding_window_mask(n, window):
     return (j <= i) & (i - j <= window)                      # off by one: window + 1 positions
 '''
 
+SOFTMAX_CALLED = '''
+def online_softmax(x):
+    return torch.softmax(x, dim=0)                           # correct numbers, but not the task
+'''
+TILED_FULL_SCORES = '''
+def tiled_attention(q, k, v, block_size, causal=False):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])   # the whole score matrix at once
+    if causal:
+        scores = scores.masked_fill(~torch.ones_like(scores, dtype=torch.bool).tril(), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+'''
+TILED_FUSED = '''
+def tiled_attention(q, k, v, block_size, causal=False):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+'''
+
 WRONG = {
     "online_softmax_sum_not_rescaled": (
         {"online_softmax_answer": ONLINE_SOFTMAX_NOT_RESCALED},
@@ -127,6 +143,12 @@ WRONG = {
     "decode_step_unscaled": (
         {"decode_step_answer": DECODE_STEP_UNSCALED},
         ["test_decode_step"]),
+    "fused_attention_called": (
+        {"tiled_attention_answer": TILED_FUSED},
+        ["test_tiled_attention"]),
+    "softmax_called_and_full_score_matrix": (
+        {"online_softmax_answer": SOFTMAX_CALLED, "tiled_attention_answer": TILED_FULL_SCORES},
+        ["test_online_softmax", "test_tiled_attention"]),
     "sliding_window_off_by_one": (
         {"sliding_window_mask_answer": SLIDING_WINDOW_TOO_WIDE},
         ["test_sliding_window_mask"]),
