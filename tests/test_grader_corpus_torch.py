@@ -15,6 +15,7 @@ import sys
 import nbformat
 import pytest
 from conftest import ROOT, release_notebook, solved_release
+from other_solutions.ex03_self_attention import SDPA_UNSCALED as UNSCALED_SDPA
 from test_grader_corpus import MONKEYPATCH, with_answer_prefix, with_function
 
 ASSIGNMENT = "ex03_self_attention"
@@ -34,14 +35,6 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = scores.masked_fill(mask, float("-inf"))   # True taken as "blocked"
-    weights = torch.nan_to_num(torch.softmax(scores, dim=-1))
-    return weights @ v, weights
-'''
-UNSCALED_SDPA = '''
-def scaled_dot_product_attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1)                        # the 1/sqrt(d_k) is missing
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.nan_to_num(torch.softmax(scores, dim=-1))
     return weights @ v, weights
 '''

@@ -3,6 +3,8 @@
 Used by tests/test_other_solutions.py.
 """
 
+from other_solutions._edit import edit
+
 SPLIT_HEADS = '''
 def split_heads(x, num_heads):
     """Cut the features into num_heads consecutive blocks and stack the blocks as a new head axis."""
@@ -67,17 +69,12 @@ def split_heads(x, num_heads):
 '''
 
 
-def _replace(source: str, old: str, new: str) -> str:
-    assert old in source, old
-    return source.replace(old, new)
-
-
-SCALED_BY_D_MODEL = _replace(MULTI_HEAD_ATTENTION, "num_heads, d_head ** -0.5", "num_heads, d_model ** -0.5")
-INVERTED_MASK = _replace(
-    _replace(MULTI_HEAD_ATTENTION, "scores.masked_fill(~mask, -1e9)", "scores.masked_fill(mask, -1e9)"),
+SCALED_BY_D_MODEL = edit(MULTI_HEAD_ATTENTION, "num_heads, d_head ** -0.5", "num_heads, d_model ** -0.5")
+INVERTED_MASK = edit(
+    edit(MULTI_HEAD_ATTENTION, "scores.masked_fill(~mask, -1e9)", "scores.masked_fill(mask, -1e9)"),
     "weights * mask.any(dim=-1, keepdim=True)", "weights * (~mask).any(dim=-1, keepdim=True)")
-ADDS_MINUS_INFINITY = _replace(
-    _replace(MULTI_HEAD_ATTENTION, "scores = scores.masked_fill(~mask, -1e9)",
+ADDS_MINUS_INFINITY = edit(
+    edit(MULTI_HEAD_ATTENTION, "scores = scores.masked_fill(~mask, -1e9)",
              'scores = scores + torch.zeros_like(scores).masked_fill(~mask, float("-inf"))'),
     "weights = weights * mask.any(dim=-1, keepdim=True)", "weights = torch.nan_to_num(weights, nan=0.0)")
 _CLASS_WITHOUT_LOAD = MULTI_HEAD_ATTENTION[:MULTI_HEAD_ATTENTION.index("    def load_from_torch")]

@@ -3,6 +3,8 @@
 Used by tests/test_other_solutions.py.
 """
 
+from other_solutions._edit import edit
+
 FEED_FORWARD = '''
 class PositionwiseFeedForward(nn.Module):
     """linear2(dropout(max(linear1(x), 0))), with the ReLU written as a clamp."""
@@ -125,22 +127,17 @@ CORRECT = {
 }
 
 
-def _replace(source: str, old: str, new: str) -> str:
-    assert old in source, old
-    return source.replace(old, new)
+FEED_FORWARD_WITHOUT_RELU = edit(FEED_FORWARD, "self.linear1(x).clamp_min(0.0)", "self.linear1(x)")
+ENCODER_NORM_SWAPPED = edit(ENCODER_LAYER, "        if self.norm_first:\n",
+                            "        if not self.norm_first:\n")
+ENCODER_MASK_INVERTED = edit(ENCODER_LAYER, "scores.masked_fill(~real[:, None, None, :]",
+                             "scores.masked_fill(real[:, None, None, :]")
+DECODER_NOT_CAUSAL = edit(DECODER_LAYER, "functional_attention(self.self_attn, z, z, attn_mask=future)",
+                          "functional_attention(self.self_attn, z, z)")
+GREEDY_FIRST_POSITION = edit(GREEDY_DECODE, "logits[:, length - 1, :]", "logits[:, 0, :]")
 
-
-FEED_FORWARD_WITHOUT_RELU = _replace(FEED_FORWARD, "self.linear1(x).clamp_min(0.0)", "self.linear1(x)")
-ENCODER_NORM_SWAPPED = _replace(ENCODER_LAYER, "        if self.norm_first:\n",
-                                "        if not self.norm_first:\n")
-ENCODER_MASK_INVERTED = _replace(ENCODER_LAYER, "scores.masked_fill(~real[:, None, None, :]",
-                                 "scores.masked_fill(real[:, None, None, :]")
-DECODER_NOT_CAUSAL = _replace(DECODER_LAYER, "functional_attention(self.self_attn, z, z, attn_mask=future)",
-                              "functional_attention(self.self_attn, z, z)")
-GREEDY_FIRST_POSITION = _replace(GREEDY_DECODE, "logits[:, length - 1, :]", "logits[:, 0, :]")
-
-FEED_FORWARD_DROPOUT_AFTER_LINEAR2 = _replace(FEED_FORWARD, "return self.linear2(self.dropout(hidden))",
-                                              "return self.dropout(self.linear2(hidden))")
+FEED_FORWARD_DROPOUT_AFTER_LINEAR2 = edit(FEED_FORWARD, "return self.linear2(self.dropout(hidden))",
+                                          "return self.dropout(self.linear2(hidden))")
 
 WRONG = {
     "feed_forward_without_relu": (

@@ -3,6 +3,8 @@
 Used by tests/test_other_solutions.py.
 """
 
+from other_solutions._edit import edit
+
 ONLINE_SOFTMAX = '''
 def online_softmax(x):
     """One pass over the tensor itself in float64; a -inf element adds nothing and is skipped."""
@@ -97,17 +99,12 @@ CORRECT = {
 }
 
 
-def _replace(source: str, old: str, new: str) -> str:
-    assert old in source, old
-    return source.replace(old, new)
-
-
-ONLINE_SOFTMAX_NOT_RESCALED = _replace(ONLINE_SOFTMAX, "s = s * torch.exp(m - m_new) + ", "s = s + ")
-TILED_NUMERATOR_NOT_RESCALED = _replace(TILED_ATTENTION, "numerator = correction * numerator + ",
-                                        "numerator = numerator + ")
-TILED_CAUSAL_POSITIONS_IN_BLOCK = _replace(TILED_ATTENTION, "torch.arange(start, start + k_block.shape[-2]",
-                                           "torch.arange(0, k_block.shape[-2]")
-DECODE_STEP_UNSCALED = _replace(DECODE_STEP, " * q_new.shape[-1] ** -0.5", "")
+ONLINE_SOFTMAX_NOT_RESCALED = edit(ONLINE_SOFTMAX, "s = s * torch.exp(m - m_new) + ", "s = s + ")
+TILED_NUMERATOR_NOT_RESCALED = edit(TILED_ATTENTION, "numerator = correction * numerator + ",
+                                    "numerator = numerator + ")
+TILED_CAUSAL_POSITIONS_IN_BLOCK = edit(TILED_ATTENTION, "torch.arange(start, start + k_block.shape[-2]",
+                                       "torch.arange(0, k_block.shape[-2]")
+DECODE_STEP_UNSCALED = edit(DECODE_STEP, " * q_new.shape[-1] ** -0.5", "")
 SLIDING_WINDOW_TOO_WIDE = '''
 def sliding_window_mask(n, window):
     i, j = torch.arange(n)[:, None], torch.arange(n)[None, :]
