@@ -61,9 +61,10 @@ def write_summary(out: Path, results: list[Result]) -> None:
     from matplotlib.ticker import MaxNLocator
 
     groups = by_assignment(results) or {"(none)": []}
-    most_tests = max((len(pass_rates(rows)) for rows in groups.values()), default=1)
-    fig, axes = plt.subplots(2, len(groups), figsize=(6 * len(groups), 3 + 0.3 * max(most_tests, 4)),
-                             squeeze=False, height_ratios=[3, 0.3 * max(most_tests, 4)])
+    rates_by_group = {assignment_id: pass_rates(rows) for assignment_id, rows in groups.items()}
+    bars_height = 0.3 * max(4, *(len(rates) for rates in rates_by_group.values()))
+    fig, axes = plt.subplots(2, len(groups), figsize=(6 * len(groups), 3 + bars_height),
+                             squeeze=False, height_ratios=[3, bars_height])
     for (top, bottom), (assignment_id, rows) in zip(axes.T, groups.items(), strict=True):
         maximum = max((r.max_score for r in rows), default=1.0) or 1.0
         top.hist([r.score for r in rows], bins=10, range=(0, maximum), color="tab:blue", edgecolor="white")
@@ -71,7 +72,7 @@ def write_summary(out: Path, results: list[Result]) -> None:
         top.set_xlabel(f"score (out of {maximum:g})")
         top.set_ylabel("submissions")
         top.yaxis.set_major_locator(MaxNLocator(integer=True))
-        rates = pass_rates(rows)
+        rates = rates_by_group[assignment_id]
         names = list(rates)[::-1]
         bottom.barh(names, [100 * rates[n][0] / rates[n][1] for n in names], color="tab:green")
         bottom.set_xlim(0, 100)

@@ -15,7 +15,7 @@ import sys
 import nbformat
 import pytest
 from conftest import ROOT, release_notebook, solved_release
-from other_solutions.ex03_self_attention import SDPA_UNSCALED as UNSCALED_SDPA
+from other_solutions.ex03_self_attention import SDPA_INVERTED_MASK, SDPA_UNSCALED
 from test_grader_corpus import MONKEYPATCH, with_answer_prefix, with_function
 
 ASSIGNMENT = "ex03_self_attention"
@@ -29,14 +29,6 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     if mask is not None:
         weights = weights * mask.any(dim=-1, keepdim=True)
     return torch.einsum("...qk,...kd->...qd", weights, v), weights
-'''
-INVERTED_MASK_SDPA = '''
-def scaled_dot_product_attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(mask, float("-inf"))   # True taken as "blocked"
-    weights = torch.nan_to_num(torch.softmax(scores, dim=-1))
-    return weights @ v, weights
 '''
 TORCH_MONKEYPATCH = MONKEYPATCH + '''
 torch.equal = lambda *a, **k: True
@@ -60,8 +52,8 @@ def rows(tmp_path_factory):
     notebooks = {
         "full": solved,
         "einsum": with_function(solved, function, EINSUM_SDPA),
-        "inverted_mask": with_function(solved, function, INVERTED_MASK_SDPA),
-        "unscaled": with_function(solved, function, UNSCALED_SDPA),
+        "inverted_mask": with_function(solved, function, SDPA_INVERTED_MASK),
+        "unscaled": with_function(solved, function, SDPA_UNSCALED),
         "monkeypatch": with_answer_prefix(untouched, function, TORCH_MONKEYPATCH),
         "fake_tensor": with_function(untouched, function, FAKE_TENSOR),
     }

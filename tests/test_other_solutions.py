@@ -17,27 +17,14 @@ every listed cell and still pass at least one (partial credit, no crash of the w
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
-from types import ModuleType
+import importlib
 
 import nbformat
 import pytest
 from conftest import ASSIGNMENTS, ROOT, answer_code, nbgrader_meta, source_notebook
 from nbclient import NotebookClient
 
-OTHER_SOLUTIONS = Path(__file__).resolve().parent / "other_solutions"
-
-
-def load_module(assignment: str) -> ModuleType:
-    path = OTHER_SOLUTIONS / f"{assignment}.py"
-    spec = importlib.util.spec_from_file_location(f"other_solutions_{assignment}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MODULES = {assignment: load_module(assignment) for assignment in ASSIGNMENTS}
+MODULES = {assignment: importlib.import_module(f"other_solutions.{assignment}") for assignment in ASSIGNMENTS}
 MISTAKES = [(assignment, name) for assignment, module in MODULES.items() for name in module.WRONG]
 
 
@@ -77,8 +64,9 @@ def run_variant(assignment: str, answers: dict[str, str]) -> dict[str, str | Non
     notebook = build_variant(assignment, answers)
     NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(ROOT / "solutions" / assignment)}}).execute()
+    tests = set(graded_ids(notebook))
     return {nbgrader_meta(c)["grade_id"]: failure(c) for c in notebook.cells
-            if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
+            if nbgrader_meta(c).get("grade_id") in tests}
 
 
 @pytest.fixture(scope="module")
