@@ -15,7 +15,7 @@ not change a verdict.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ _generic = np.generic
 _isinstance = isinstance
 _float = float
 _tuple = tuple
+_finfo = np.finfo
+_sqrt = np.sqrt
 
 _TENSOR_TYPES: list[type] = []
 
@@ -49,7 +51,8 @@ def _is_tensor(value: Any) -> bool:
         _TENSOR_TYPES.append(torch.Tensor)
     return _isinstance(value, _TENSOR_TYPES[0])
 
-__all__ = ["as_numpy", "check_shape", "check_dtype", "check_close", "check_true"]
+__all__ = ["as_numpy", "check_shape", "check_dtype", "check_close", "check_true", "check_raises",
+           "default_tolerance"]
 
 
 def _type_name(value: Any) -> str:
@@ -129,13 +132,38 @@ def _reference(value: Any) -> np.ndarray:
     return _asarray(value.detach().cpu().numpy() if _is_tensor(value) else value, dtype=_float)
 
 
+def _eps(dtype: Any) -> float:
+    """Machine epsilon of a floating dtype; float64's for integers and booleans."""
+    return _float(_finfo(dtype).eps) if dtype.kind == "f" else _float(_finfo(np.float64).eps)
+
+
+def default_tolerance(got: np.ndarray, expected: Any) -> tuple[float, float]:
+    """Tolerances that follow the dtypes of ``got`` and ``expected`` and the magnitude of ``expected``.
+
+    A result computed in another (correct) order differs from the reference by rounding errors that
+    grow with the size of the values and the length of the sums behind them. ``rtol`` is the square
+    root of the machine epsilon of the coarser of the two dtypes (half its digits: 3.5e-4 for float32,
+    1.5e-8 for float64 and for integers), and ``atol`` the same fraction of the largest finite expected
+    value, so that entries near 0 in a vector of large values are judged on the vector's scale:
+    float32 results around 40 get ``atol`` about 1.4e-2, float64 results around 1 about 1.5e-8. Real
+    mistakes (a wrong axis, a missing scale, an inverted mask) change results far more than that.
+    """
+    expected_array = _reference(expected)
+    expected_dtype = _asarray(expected.detach().cpu().numpy() if _is_tensor(expected) else expected).dtype
+    eps = max(_eps(got.dtype), _eps(expected_dtype))
+    finite = expected_array[_isfinite(expected_array)]
+    scale = _float(_max(_abs(finite))) if finite.size else 0.0
+    rtol = _float(_sqrt(eps))
+    return rtol * max(scale, 1e-3), rtol
+
+
 def check_close(
     got: Any,
     expected: Any,
     *,
     what: str,
-    atol: float = 1e-6,
-    rtol: float = 1e-5,
+    atol: float | None = None,
+    rtol: float | None = None,
     mistakes: Mapping[str, Any] | None = None,
 ) -> None:
     """Fail unless ``got`` equals ``expected`` to tolerance, with a hint if not.
@@ -144,13 +172,18 @@ def check_close(
         got: the student's result (array, tensor or number).
         expected: the right result.
         what: how to name the result in a message, e.g. ``"softmax(x)"``.
-        atol, rtol: tolerances, as in ``numpy.isclose``.
+        atol, rtol: tolerances, as in ``numpy.isclose``. Left out (``None``), both follow the dtype of
+            ``got`` and the magnitude of ``expected`` (:func:`default_tolerance`).
         mistakes: ``{hint: wrong_result}``; if ``got`` matches a wrong result,
             the message is that hint.
     """
     got_array = as_numpy(got, what=what)
     expected_array = _reference(expected)
     check_shape(got_array, expected_array.shape, what=what)
+    if atol is None or rtol is None:
+        auto_atol, auto_rtol = default_tolerance(got_array, expected)
+        atol = auto_atol if atol is None else atol
+        rtol = auto_rtol if rtol is None else rtol
     if _close(got_array, expected_array, atol, rtol):
         return
     for hint, wrong in (mistakes or {}).items():
@@ -169,5 +202,35 @@ def check_close(
     raise AssertionError(
         f"{what} is not right: at index {_tuple(int(i) for i in where)} expected "
         f"{expected_array[where]:.6g} but found {got_array.astype(_float)[where]:.6g} "
-        f"(largest difference {_float(_max(gap)):.3g}, tolerance atol={atol:g}, rtol={rtol:g})."
+        f"(largest difference {_float(_max(gap)):.3g}, tolerance atol={atol:.3g}, rtol={rtol:.3g})."
     )
+
+
+def check_raises(
+    call: Callable[[], Any],
+    error: type[BaseException] | tuple[type[BaseException], ...],
+    *,
+    what: str,
+    hint: str = "",
+) -> BaseException:
+    """Fail unless ``call()`` raises ``error``; return the exception raised (to inspect its message).
+
+    Args:
+        call: a function of no arguments, e.g. ``lambda: f(bad_input)``.
+        error: the exception type (or types) the statement asks for.
+        what: how to name the call in a message, e.g. ``"attend(q, k, v, mask=float_mask)"``.
+        hint: the likely cause when nothing (or something else) is raised.
+    """
+    try:
+        call()
+    except error as raised:  # noqa: B030 - ``error`` is a type or a tuple of types
+        return raised
+    except Exception as other:  # noqa: BLE001 - reported to the student
+        raise AssertionError(f"{what} should raise {_error_name(error)}, but raised "
+                             f"{type(other).__name__}: {str(other)[:200]}. {hint}".rstrip()) from None
+    raise AssertionError(f"{what} should raise {_error_name(error)}, but returned normally. {hint}".rstrip())
+
+
+def _error_name(error: type[BaseException] | tuple[type[BaseException], ...]) -> str:
+    types = error if _isinstance(error, _tuple) else (error,)
+    return " or ".join(t.__name__ for t in types)

@@ -21,14 +21,19 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _CELL_LINE = re.compile(r"(?:Cell In\s*\[\d*\]|<ipython-input-[^>]*>),\s*line (\d+)")
 
 
-def hidden_line_range(source: str, begin: str, end: str) -> range | None:
-    """1-based line numbers covered by the hidden-tests region of ``source``, or None."""
-    lines = source.splitlines()
-    start = next((i for i, line in enumerate(lines, 1) if begin in line), None)
-    if start is None:
-        return None
-    stop = next((i for i, line in enumerate(lines, 1) if i > start and end in line), len(lines))
-    return range(start, stop + 1)
+def hidden_lines(source: str, begin: str, end: str) -> set[int]:
+    """1-based line numbers covered by the hidden-tests regions of ``source`` (a cell may have several:
+    a hidden prologue that binds reference helpers, then the hidden tests after the visible ones)."""
+    hidden: set[int] = set()
+    inside = False
+    for number, line in enumerate(source.splitlines(), 1):
+        if begin in line:
+            inside = True
+        if inside:
+            hidden.add(number)
+        if inside and end in line:
+            inside = False
+    return hidden
 
 
 def failing_line(traceback: list[str]) -> int | None:
@@ -49,13 +54,13 @@ class RedactHiddenTestErrors(NbGraderPreprocessor):
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):
         if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
             return cell, resources
-        hidden = hidden_line_range(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
+        hidden = hidden_lines(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
         for output in cell.get("outputs", []):
             if output.output_type != "error":
                 continue
             line = failing_line(output.get("traceback", []))
             message = f"{output.ename}: {_ANSI.sub('', str(output.evalue))}".rstrip(": ")
-            if hidden is not None and (line is None or line in hidden):
+            if hidden and (line is None or line in hidden):
                 text = f"A hidden test failed. {message}"
                 output.ename, output.evalue = "HiddenTestFailure", message
             else:

@@ -55,9 +55,8 @@ def test_source_notebook_is_clean_and_valid(assignment_id):
             assert not meta["locked"], f"{where}: answer cells must not be locked"
         if meta["grade"] and not meta["solution"]:
             assert meta["locked"] and meta.get("points", 0) > 0, f"{where}: test cells are locked and score"
-            begins = cell.source.count("### BEGIN HIDDEN TESTS")
-            ends = cell.source.count("### END HIDDEN TESTS")
-            assert begins == ends <= 1, f"{where}: unbalanced hidden tests"
+            markers = re.findall(r"### (BEGIN|END) HIDDEN TESTS", cell.source)
+            assert markers == ["BEGIN", "END"] * (len(markers) // 2), f"{where}: unbalanced hidden tests"
         if "BEGIN HIDDEN TESTS" in cell.source:
             assert meta["grade"], f"{where}: hidden tests outside a test cell would be shown"
     assert len(grade_ids) == len(set(grade_ids)), f"{assignment_id}: duplicate grade_id"
