@@ -37,7 +37,7 @@ def fractions(tmp_path_factory) -> dict[tuple[str, str], float]:
     figures = {}
     for assignment, chapter in PAIRS:
         row = by_pair[(assignment, chapter[:4])]
-        assert row["status"] == "graded", f"{assignment} with {chapter}'s code: {row['status']}: {row['detail']}"
+        assert row["status"] == "graded", f"{assignment} <- {chapter}: {row['status']}: {row['detail']}"
         figures[(assignment, chapter)] = float(row["score"]) / float(row["max_score"])
     (ROOT / "_build").mkdir(exist_ok=True)
     (ROOT / "_build" / "transcription.json").write_text(json.dumps(
