@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import os
 import shutil
 import signal
@@ -98,10 +99,21 @@ def sandbox_available() -> bool:
     return probe.returncode == 0
 
 
+def scratch_name(job: Job) -> str:
+    """A short file name for a job's scratch files, whatever its student id holds.
+
+    Student ids can be long e-mail addresses with spaces or non-ASCII letters; the kernel's Unix
+    socket lives in the job's workspace, and a socket path may not exceed 107 bytes. A digest keeps
+    every path short and distinct.
+    """
+    digest = hashlib.sha256(f"{job.student_id}\0{job.assignment_id}".encode()).hexdigest()[:16]
+    return f"{job.assignment_id[:4]}-{digest}"
+
+
 def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limits,
                 use_bwrap: bool, ctx) -> Result:
     """Grade one job in a child process; a child that overruns the wall limit is killed."""
-    name = f"{job.student_id}.{job.assignment_id}"
+    name = scratch_name(job)
     feedback = out / "feedback" / job.student_id / job.assignment_id / f"{job.assignment_id}.html"
     task = worker.Task(template, scratch / f"ws-{name}", job.assignment_id, job.student_id, job.notebook,
                        feedback, scratch / f"{name}.json", scratch / f"{name}.log", limits, use_bwrap)
@@ -130,10 +142,10 @@ def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limi
         result.detail = f"{job.detail}; {result.detail}"
     if not feedback.is_file():
         write_status_page(feedback, result)
-    if result.status != "graded":
-        (out / "logs").mkdir(exist_ok=True)
-        if log.is_file():
-            shutil.copyfile(log, out / "logs" / f"{name}.log")
+    if result.status != "graded" and log.is_file():
+        kept = out / "logs" / job.student_id / f"{job.assignment_id}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, kept)
     return result
 
 
