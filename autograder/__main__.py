@@ -32,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", type=Path, required=True, help="folder for grades.csv, feedback, summary")
     grade.add_argument("--assignment", action="append", dest="assignments", metavar="ID",
                        help="grade only this assignment (repeatable; default: all)")
-    grade.add_argument("--workers", type=_positive, default=2, help="submissions graded at once (default 2)")
+    grade.add_argument("--workers", type=_positive, default=2,
+                       help="local worker processes, each grading one submission at a time (default 2)")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on the workers of the Dask cluster whose scheduler is at ADDRESS "
+                            "(tcp://HOST:PORT) instead of on local workers")
     grade.add_argument("--cell-timeout", type=_positive, default=Limits.cell_timeout,
                        help=f"seconds per cell (default {Limits.cell_timeout})")
     grade.add_argument("--wall-limit", type=_positive, default=Limits.wall_seconds,
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     limits = Limits(cell_timeout=args.cell_timeout, wall_seconds=args.wall_limit,
                     memory_mb=args.memory_mb, output_lines=args.output_lines)
-    grade_all(args.submissions, args.out, args.assignments, args.workers, limits)
+    grade_all(args.submissions, args.out, args.assignments, args.workers, limits, scheduler=args.scheduler)
     return 0
 
 

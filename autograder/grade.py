@@ -13,26 +13,24 @@ Output::
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import hashlib
 import os
-import shutil
-import signal
+import queue
 import subprocess
 import tempfile
-import time
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from autograder import worker
-from autograder.engine import Result, assignment_ids, make_template, template_max_score
+from autograder.dask_backend import DaskWorkers
+from autograder.engine import Result, assignment_ids, make_template, setup_imports, template_max_score
 from autograder.sandbox import bwrap_path
 from autograder.settings import Limits
 from autograder.summary import write_summary
+from autograder.worker import WorkerProcess, make_request
 
 FIXED_COLUMNS = ["student_id", "assignment_id", "score", "max_score", "status", "detail"]
 
@@ -99,56 +97,6 @@ def sandbox_available() -> bool:
     return probe.returncode == 0
 
 
-def scratch_name(job: Job) -> str:
-    """A short file name for a job's scratch files, whatever its student id holds.
-
-    Student ids can be long e-mail addresses with spaces or non-ASCII letters; the kernel's Unix
-    socket lives in the job's workspace, and a socket path may not exceed 107 bytes. A digest keeps
-    every path short and distinct.
-    """
-    digest = hashlib.sha256(f"{job.student_id}\0{job.assignment_id}".encode()).hexdigest()[:16]
-    return f"{job.assignment_id[:4]}-{digest}"
-
-
-def _run_worker(job: Job, template: Path, out: Path, scratch: Path, limits: Limits,
-                use_bwrap: bool, ctx) -> Result:
-    """Grade one job in a child process; a child that overruns the wall limit is killed."""
-    name = scratch_name(job)
-    feedback = out / "feedback" / job.student_id / job.assignment_id / f"{job.assignment_id}.html"
-    task = worker.Task(template, scratch / f"ws-{name}", job.assignment_id, job.student_id, job.notebook,
-                       feedback, scratch / f"{name}.json", scratch / f"{name}.log", limits, use_bwrap)
-    result_file, log = task.result, task.log
-    start = time.monotonic()
-    process = ctx.Process(target=worker.run, args=(task,), daemon=False)
-    process.start()
-    process.join(timeout=limits.wall_seconds)
-    if process.is_alive():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # the child, its kernel launcher and bubblewrap
-        process.join()
-    seconds = time.monotonic() - start
-    if result_file.is_file():
-        result = Result.from_json(result_file.read_text())
-    elif seconds >= limits.wall_seconds:
-        result = Result(job.student_id, job.assignment_id, status="timeout",
-                        detail=f"stopped after the wall limit of {limits.wall_seconds} s")
-    else:
-        lines = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
-        tail = lines[-1:] or ["no output"]
-        result = Result(job.student_id, job.assignment_id, status="grader error",
-                        detail=f"the grading process failed: {tail[0][:300]}")
-    result.seconds = round(seconds, 2)
-    if job.detail:
-        result.detail = f"{job.detail}; {result.detail}"
-    if not feedback.is_file():
-        write_status_page(feedback, result)
-    if result.status != "graded" and log.is_file():
-        kept = out / "logs" / job.student_id / f"{job.assignment_id}.log"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(log, kept)
-    return result
-
-
 def write_status_page(path: Path, result: Result) -> None:
     """Feedback for a submission that could not be graded normally: what happened, in plain words."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +108,33 @@ def write_status_page(path: Path, result: Result) -> None:
     )
 
 
+def _timestamp(notebook: Path) -> str | None:
+    """The submission time nbgrader's ``collect`` records beside a submission, if there is one."""
+    stamp = notebook.parent / "timestamp.txt"
+    if not stamp.is_file():
+        return None
+    return stamp.read_text(errors="replace").strip() or None
+
+
+def record(out: Path, job: Job, answer: dict, max_score: float) -> Result:
+    """Turn a worker's answer into the job's row; write its feedback page (and log, if it failed)."""
+    result = Result(**answer["result"])
+    result.max_score = result.max_score or max_score
+    if job.detail:
+        result.detail = f"{job.detail}; {result.detail}"
+    feedback = out / "feedback" / job.student_id / job.assignment_id / f"{job.assignment_id}.html"
+    if answer.get("feedback"):
+        feedback.parent.mkdir(parents=True, exist_ok=True)
+        feedback.write_text(answer["feedback"])
+    else:
+        write_status_page(feedback, result)
+    if result.status != "graded" and answer.get("log"):
+        kept = out / "logs" / job.student_id / f"{job.assignment_id}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(answer["log"])
+    return result
+
+
 def grade_all(
     submissions: Path,
     out: Path,
@@ -167,8 +142,14 @@ def grade_all(
     workers: int = 2,
     limits: Limits = Limits(),
     progress: Callable[[str], None] = print,
+    scheduler: str | None = None,
 ) -> list[Result]:
-    """Grade every submission under ``submissions`` and write the outputs to ``out``."""
+    """Grade every submission under ``submissions`` and write the outputs to ``out``.
+
+    Submissions are graded by ``workers`` local worker processes or, with ``scheduler`` (the address
+    of a Dask scheduler, ``tcp://HOST:PORT``), by the workers of that Dask cluster. Either way each
+    submission's kernel runs in the sandbox with the same limits, and ``out`` ends up the same.
+    """
     known = assignment_ids()
     chosen = assignments or known
     unknown = sorted(set(chosen) - set(known))
@@ -183,37 +164,87 @@ def grade_all(
         progress("note: bubblewrap (bwrap) is not available here, so students' code runs with time and "
                  "memory limits in its own workspace but can read files outside it. Install the Debian "
                  "package 'bubblewrap' for full isolation.")
-    results: list[Result] = []
+    gradable = sorted((j for j in jobs if j.notebook is not None),
+                      key=lambda j: (j.assignment_id, j.student_id))
+    needed = sorted({j.assignment_id for j in gradable})
+    preloads = {a: setup_imports(a) for a in needed}
+    results: dict[int, Result] = {}
     with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
         scratch = Path(tmp)
-        needed = sorted({j.assignment_id for j in jobs if j.assignment_id in known})
+        first = preloads[needed[0]] if needed else []
+        backend = (LocalWorkers(workers, limits, use_bwrap, scratch / "logs", first)
+                   if scheduler is None else DaskWorkers(scheduler, limits, use_bwrap))
         templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
         maxima = {a: template_max_score(course) for a, course in templates.items()}
-        ctx = worker.context()
-        progress(f"grading {len(jobs)} submission(s) of {', '.join(needed)} with {workers} worker(s)")
-        done = 0
+        where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker(s)"
+        progress(f"grading {len(jobs)} submission(s) of {', '.join(needed) or 'no assignment'} with {where}")
+        order = {id(job): index for index, job in enumerate(jobs)}
 
-        def run(job: Job) -> Result:
+        def report(result: Result) -> None:
+            progress(f"[{len(results)}/{len(jobs)}] {result.student_id} / {result.assignment_id}: "
+                     f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)")
+
+        for job in jobs:
             if job.notebook is None:
-                result = Result(job.student_id, job.assignment_id, status=job.status, detail=job.detail)
+                result = Result(job.student_id, job.assignment_id, status=job.status, detail=job.detail,
+                                max_score=maxima.get(job.assignment_id, 0.0))
                 write_status_page(out / "feedback" / job.student_id / job.assignment_id
                                   / f"{job.assignment_id}.html", result)
-            else:
-                result = _run_worker(job, templates[job.assignment_id], out, scratch, limits, use_bwrap, ctx)
-            result.max_score = result.max_score or maxima.get(job.assignment_id, 0.0)
-            nonlocal done
-            done += 1
-            progress(f"[{done}/{len(jobs)}] {job.student_id} / {job.assignment_id}: "
-                     f"{result.score:g}/{result.max_score:g} {result.status} ({result.seconds:.1f} s)")
-            return result
+                results[order[id(job)]] = result
+                report(result)
+        requests = [(job, make_request(templates[job.assignment_id], job.assignment_id, job.student_id,
+                                       job.notebook.read_bytes(), _timestamp(job.notebook),
+                                       preloads[job.assignment_id])) for job in gradable]
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            results = list(pool.map(run, jobs))
-    write_csv(out / "grades.csv", results)
-    write_summary(out, results)
+        def on_answer(job: Job, answer: dict) -> None:
+            result = record(out, job, answer, maxima[job.assignment_id])
+            results[order[id(job)]] = result
+            report(result)
+
+        try:
+            backend.run(requests, templates, on_answer)
+        finally:
+            backend.close()
+    ordered = [results[i] for i in range(len(jobs))]
+    write_csv(out / "grades.csv", ordered)
+    write_summary(out, ordered)
     progress(f"wrote {out / 'grades.csv'}, {out / 'summary.txt'} and feedback "
-             f"for {len(results)} submission(s)")
-    return results
+             f"for {len(ordered)} submission(s)")
+    return ordered
+
+
+class LocalWorkers:
+    """Worker processes on this machine, each grading one submission at a time."""
+
+    def __init__(self, workers: int, limits: Limits, use_bwrap: bool, logs: Path, preload: list[str]) -> None:
+        self.handles = [WorkerProcess(limits, use_bwrap, logs / f"worker-{i}.log", preload)
+                        for i in range(max(1, workers))]
+        for handle in self.handles:
+            handle.start()  # they import nbgrader and prepare a kernel while the templates are made
+
+    def run(self, requests: list[tuple[Job, dict]], templates: dict[str, Path],
+            on_answer: Callable[[Job, dict], None]) -> None:
+        idle: queue.SimpleQueue[WorkerProcess] = queue.SimpleQueue()
+        for handle in self.handles:
+            idle.put(handle)
+        lock = threading.Lock()
+
+        def grade_one(item: tuple[Job, dict]) -> None:
+            job, request = item
+            handle = idle.get()
+            try:
+                answer = handle.grade(request)
+            finally:
+                idle.put(handle)
+            with lock:
+                on_answer(job, answer)
+
+        with ThreadPoolExecutor(max_workers=len(self.handles)) as pool:
+            list(pool.map(grade_one, requests))
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.close()
 
 
 def write_csv(path: Path, results: list[Result]) -> None:

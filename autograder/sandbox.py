@@ -2,7 +2,8 @@
 
 Used as the ``argv`` of the kernelspec that the grader installs in each submission's workspace::
 
-    python -m autograder.sandbox --workspace DIR --memory-mb N -- -f {connection_file}
+    python -m autograder.sandbox --workspace DIR --runtime DIR --memory-mb N [--preload numpy,torch] \
+        -- -f {connection_file}
 
 Inside bubblewrap (``bwrap``) the kernel sees a read-only system and Python, the course's
 ``autograder`` package (for the test cells' checks), and nothing of the repository, the instructor's
@@ -93,10 +94,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runtime", type=Path, required=True)
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--no-bwrap", action="store_true")
+    parser.add_argument("--preload", default="", help="modules the kernel imports before it starts")
     parser.add_argument("kernel_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     kernel_args = [a for a in args.kernel_args if a != "--"]
-    kernel_argv = [sys.executable, "-m", "ipykernel_launcher", *kernel_args]
+    kernel_argv = [sys.executable, "-m", "autograder.kernel", "--preload", args.preload, *kernel_args]
     apply_limits(args.memory_mb)
     if not args.no_bwrap and bwrap_path():
         command = bwrap_command(args.workspace.resolve(), args.runtime.resolve(), kernel_argv)

@@ -29,6 +29,33 @@ IGNORED_FILES = [
 # anything to stderr, so warnings (e.g. a PyTorch UserWarning) are removed before grading.
 WARNING_PATTERN = r"\b[A-Za-z]*Warning\b"
 
+# nbgrader's autograde, in two passes: the sanitizing pass restores the locked cells from the
+# gradebook (nbgrader's default list), then the grading pass executes the notebook and saves the
+# grades. The grader runs these same preprocessors (autograder/engine.py) and so does nbgrader's CLI.
+SANITIZE_PREPROCESSORS = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+AUTOGRADE_PREPROCESSORS = [
+    "autograder.execute.GuardedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Feedback never shows hidden tests (see autograder/feedback.py).
+FEEDBACK_PREPROCESSORS = [
+    "nbgrader.preprocessors.GetGrades",
+    "autograder.feedback.RedactHiddenTestErrors",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -79,15 +106,8 @@ def course_config(
     # A deleted test cell is put back (and graded), not left for manual grading.
     c.OverwriteCells.add_missing_cells = True
 
-    c.Autograde.autograde_preprocessors = [
-        "autograder.execute.GuardedExecute",
-        "nbgrader.preprocessors.IgnorePattern",
-        "nbconvert.preprocessors.ClearMetadataPreprocessor",
-        "nbgrader.preprocessors.LimitOutput",
-        "nbgrader.preprocessors.SaveAutoGrades",
-        "nbgrader.preprocessors.AssignLatePenalties",
-        "nbgrader.preprocessors.CheckCellMetadata",
-    ]
+    c.Autograde.sanitize_preprocessors = list(SANITIZE_PREPROCESSORS)
+    c.Autograde.autograde_preprocessors = list(AUTOGRADE_PREPROCESSORS)
     c.GuardedExecute.timeout = limits.cell_timeout
     c.GuardedExecute.interrupt_on_timeout = True
     c.GuardedExecute.raise_on_iopub_timeout = False
@@ -101,12 +121,6 @@ def course_config(
 
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
-    # Feedback never shows hidden tests (see autograder/feedback.py).
-    c.GenerateFeedback.preprocessors = [
-        "nbgrader.preprocessors.GetGrades",
-        "autograder.feedback.RedactHiddenTestErrors",
-        "nbgrader.preprocessors.ClearHiddenTests",
-        "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    ]
+    c.GenerateFeedback.preprocessors = list(FEEDBACK_PREPROCESSORS)
     c.ClearHiddenTests.enforce_metadata = False
     return c

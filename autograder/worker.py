@@ -1,64 +1,170 @@
-"""Grade one submission in a process of its own (started by :mod:`autograder.grade`).
+"""Grading workers: long-lived processes that grade one submission after another.
 
-Children are forked from a *forkserver* that has imported nbgrader once, so a submission does not
-pay nbgrader's ~2 s import. Each child starts its own session (so the grader can kill it and
-everything it started), sends its output to a log file, and writes the
-:class:`~autograder.engine.Result` as JSON. Whatever goes wrong inside nbgrader becomes a status in
-that result; only a kill from outside leaves no result file.
+    python -m autograder.worker --limits JSON [--no-bwrap] [--preload numpy,torch]
+
+A worker holds a :class:`~autograder.engine.Grader` (nbgrader imported once, a kernel prepared ahead
+of each submission) and serves requests on its standard input, one JSON object per line; it answers
+each with one JSON line on the standard output it had at start-up. Everything else the process or
+its libraries print goes to its standard error (a log file of the parent's choosing).
+
+A request::
+
+    {"template": PATH, "assignment_id": ID, "student_id": ID, "notebook": BASE64,
+     "timestamp": TEXT or null, "preload": [MODULE, ...]}
+
+The answer::
+
+    {"result": {...Result...}, "feedback": HTML or null, "log": TEXT}
+
+:class:`WorkerProcess` is the parent's handle on one worker. It enforces the wall limit from
+outside as well: a worker that does not answer in time (a hang inside nbgrader itself) is killed
+with everything it started, and a fresh one takes its place.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import contextlib
+import dataclasses
+import json
 import logging
-import multiprocessing
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
-from autograder.engine import GradingError, Result, grade
+from autograder.engine import Grader, Outcome, Result
 from autograder.settings import Limits
 
-PRELOAD = ["autograder.engine", "nbgrader.apps", "nbgrader.api", "nbconvert", "nbclient", "jupyter_client"]
+# Seconds a worker may take beyond the wall limit (its own watchdog stops the kernel at the limit).
+GRACE_SECONDS = 30
 
 
-@dataclass(frozen=True)
-class Task:
-    """Everything a child needs to grade one submission."""
-
-    template: Path
-    workspace: Path
-    assignment_id: str
-    student_id: str
-    notebook: Path
-    feedback: Path
-    result: Path
-    log: Path
-    limits: Limits
-    use_bwrap: bool
+def make_request(template: Path, assignment_id: str, student_id: str, notebook: bytes,
+                 timestamp: str | None = None, preload: list[str] | None = None) -> dict[str, Any]:
+    """A grading request for a worker (JSON-serialisable)."""
+    return {"template": str(template), "assignment_id": assignment_id, "student_id": student_id,
+            "notebook": base64.b64encode(notebook).decode("ascii"), "timestamp": timestamp,
+            "preload": list(preload or [])}
 
 
-def run(task: Task) -> None:
-    """Body of a child process: grade ``task`` and write its result file."""
-    os.setsid()
-    fd = os.open(task.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
+def answer(outcome: Outcome) -> dict[str, Any]:
+    return {"result": dataclasses.asdict(outcome.result), "feedback": outcome.feedback, "log": outcome.log}
+
+
+def serve(requests: IO[str], answers: IO[str], limits: Limits, use_bwrap: bool, preload: list[str]) -> None:
+    """Grade every request read from ``requests``; write one answer line per request to ``answers``."""
+    with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
+        grader = Grader(Path(scratch), limits, use_bwrap)
+        if preload:
+            grader.prepare(preload)
+        try:
+            for line in requests:
+                request = json.loads(line)
+                outcome = grader.grade(Path(request["template"]), request["assignment_id"],
+                                       request["student_id"], base64.b64decode(request["notebook"]),
+                                       request.get("timestamp"), request.get("preload", ()))
+                answers.write(json.dumps(answer(outcome)) + "\n")
+                answers.flush()
+        finally:
+            grader.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limits", required=True, help="the Limits as JSON")
+    parser.add_argument("--no-bwrap", action="store_true")
+    parser.add_argument("--preload", default="", help="modules to import in the first kernel")
+    args = parser.parse_args(argv)
+    # Answers go to the original standard output; anything else printed there goes to stderr.
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     warnings.simplefilter("ignore")  # SQLAlchemy and jupyter_client warnings are noise here
-    logging.disable(logging.WARNING)
-    try:
-        result = grade(task.template, task.workspace, task.assignment_id, task.student_id, task.notebook,
-                       limits=task.limits, use_bwrap=task.use_bwrap, feedback_to=task.feedback)
-    except GradingError as error:
-        result = Result(task.student_id, task.assignment_id, status="grader error", detail=str(error)[:300])
-    task.result.write_text(result.to_json())
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    limits = Limits(**json.loads(args.limits))
+    serve(sys.stdin, answers, limits, not args.no_bwrap, [m for m in args.preload.split(",") if m])
 
 
-def context() -> multiprocessing.context.BaseContext:
-    """A forkserver context whose server has nbgrader imported."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    warm_up = ctx.Process(target=os.getpid)  # start the server now, not inside the first job's time
-    warm_up.start()
-    warm_up.join()
-    return ctx
+class WorkerProcess:
+    """The parent's handle on one worker process (started on first use, restarted when it fails)."""
+
+    def __init__(self, limits: Limits, use_bwrap: bool, log: Path, preload: list[str] | None = None) -> None:
+        self.limits = limits
+        self.use_bwrap = use_bwrap
+        self.log = log
+        self.preload = preload or []
+        self._process: subprocess.Popen | None = None
+        self._killed = threading.Event()
+
+    def _start(self) -> subprocess.Popen:
+        command = [sys.executable, "-m", "autograder.worker", "--limits",
+                   json.dumps(dataclasses.asdict(self.limits)), "--preload", ",".join(self.preload)]
+        if not self.use_bwrap:
+            command.append("--no-bwrap")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                    text=True, start_new_session=True)
+
+    def start(self) -> None:
+        """Start the worker now (it prepares its first kernel while the parent does other work)."""
+        if self._process is None or self._process.poll() is not None:
+            self._process = self._start()
+
+    def _kill(self) -> None:
+        self._killed.set()
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+
+    def grade(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send ``request``; return the worker's answer, or a row saying why there is none."""
+        self.start()
+        process = self._process
+        self._killed.clear()
+        timer = threading.Timer(self.limits.wall_seconds + GRACE_SECONDS, self._kill)
+        timer.start()
+        try:
+            process.stdin.write(json.dumps(request) + "\n")
+            process.stdin.flush()
+            line = process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        finally:
+            timer.cancel()
+        if line:
+            return json.loads(line)
+        overran = self._killed.is_set()
+        self._kill()
+        process.wait()
+        self._process = None
+        result = Result(request["student_id"], request["assignment_id"])
+        if overran:
+            result.status = "timeout"
+            result.detail = f"stopped after the wall limit of {self.limits.wall_seconds} s"
+        else:
+            result.status = "kernel died"
+            result.detail = "the grading process died while grading this notebook"
+        return {"result": dataclasses.asdict(result), "feedback": None,
+                "log": f"worker exited with status {process.returncode}; see {self.log}"}
+
+    def close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                self._process.wait()
+        self._process = None
+
+
+if __name__ == "__main__":
+    main()
