@@ -97,7 +97,7 @@ class DaskWorkers:
             future = self.client.submit(grade_task, request, archives[request["assignment_id"]], limits,
                                         self.use_bwrap, pure=False, key=f"grade-{len(futures)}")
             futures[future] = job
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=self.client.loop):
             job = futures[future]
             try:
                 answer = future.result()
