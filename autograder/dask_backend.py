@@ -8,18 +8,22 @@ environment (the ``autograder`` package, nbgrader, bubblewrap) but no shared fil
 assignment's template (its gradebook with the hidden tests) is sent to every worker once.
 
 On a Dask worker, a task hands the submission to a :class:`~autograder.worker.WorkerProcess` of that
-worker thread (started on first use and kept for later tasks), which grades it with the same sandbox,
-limits and wall limit as a local run. If a Dask worker dies mid-task, the scheduler gives its tasks to
-another worker; a submission that has killed ``distributed.scheduler.allowed-failures`` workers (3
-by default) ends as ``KilledWorker`` and gets a ``kernel died`` row.
+Dask worker (started when the run begins, and kept for later tasks and runs), which grades it with
+the same sandbox, limits and wall limit as a local run. If a Dask worker dies mid-task, the scheduler
+gives its tasks to another worker; a submission that has killed
+``distributed.scheduler.allowed-failures`` workers (3 by default) ends as ``KilledWorker`` and gets a
+``kernel died`` row.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
+import os
+import queue
 import tarfile
 import tempfile
 import threading
@@ -29,8 +33,10 @@ from typing import Any
 
 from autograder.engine import Result
 from autograder.settings import Limits
+from autograder.worker import WorkerProcess
 
-_local = threading.local()
+# Grading processes of this Dask worker that are not grading right now (one per task thread at most).
+_idle: queue.SimpleQueue[WorkerProcess] = queue.SimpleQueue()
 
 
 def archive(folder: Path) -> bytes:
@@ -55,34 +61,59 @@ def unpack(data: bytes) -> Path:
     return folder
 
 
-def grade_task(request: dict[str, Any], template: bytes, limits: dict[str, int], use_bwrap: bool) -> dict:
-    """Body of one Dask task, run on a worker: grade ``request`` with the worker's grading process."""
-    from autograder.grade import sandbox_available
-    from autograder.worker import WorkerProcess
+def _grading_process(limits: Limits, use_bwrap: bool, preload: list[str]) -> WorkerProcess:
+    """An idle grading process of this Dask worker with these settings, or a new one."""
+    while True:
+        try:
+            worker = _idle.get_nowait()
+        except queue.Empty:
+            name = f"{os.getpid()}-{threading.get_ident()}.log"
+            log = Path(tempfile.gettempdir()) / "autograder-dask" / name
+            return WorkerProcess(limits, use_bwrap, log, preload)
+        if worker.limits == limits and worker.use_bwrap == use_bwrap:
+            return worker
+        worker.close()
 
-    if use_bwrap and not sandbox_available():
+
+@functools.cache
+def _sandbox_available() -> bool:
+    from autograder.grade import sandbox_available
+
+    return sandbox_available()
+
+
+def warm_up(limits: dict[str, int], use_bwrap: bool, preload: list[str]) -> None:
+    """Run on every Dask worker when a run begins: start its grading process and first kernel."""
+    worker = _grading_process(Limits(**limits), use_bwrap, preload)
+    worker.start()
+    _idle.put(worker)
+
+
+def grade_task(request: dict[str, Any], template: bytes, limits: dict[str, int], use_bwrap: bool) -> dict:
+    """Body of one Dask task, run on a worker: grade ``request`` with one of the worker's grading
+    processes."""
+    if use_bwrap and not _sandbox_available():
         result = Result(request["student_id"], request["assignment_id"], status="grader error",
                         detail="bubblewrap is not available on this Dask worker; the run asked for it")
         return {"result": dataclasses.asdict(result), "feedback": None, "log": ""}
-    worker: WorkerProcess | None = getattr(_local, "worker", None)
-    wanted = Limits(**limits)
-    if worker is None or worker.limits != wanted or worker.use_bwrap != use_bwrap:
-        if worker is not None:
-            worker.close()
-        log = Path(tempfile.gettempdir()) / "autograder-dask" / f"worker-{threading.get_ident()}.log"
-        worker = _local.worker = WorkerProcess(wanted, use_bwrap, log, request.get("preload"))
-    return worker.grade({**request, "template": str(unpack(template))})
+    worker = _grading_process(Limits(**limits), use_bwrap, request.get("preload", []))
+    try:
+        return worker.grade({**request, "template": str(unpack(template))})
+    finally:
+        _idle.put(worker)
 
 
 class DaskWorkers:
     """The workers of an existing Dask cluster (``dask.distributed``), reached through its scheduler."""
 
-    def __init__(self, scheduler: str, limits: Limits, use_bwrap: bool) -> None:
+    def __init__(self, scheduler: str, limits: Limits, use_bwrap: bool, preload: list[str]) -> None:
         from distributed import Client
 
         self.client = Client(scheduler, set_as_default=False, timeout="60s")
         self.limits = limits
         self.use_bwrap = use_bwrap
+        # Workers start their grading processes while the templates are made.
+        self.client.run(warm_up, dataclasses.asdict(limits), use_bwrap, preload)
 
     def run(self, requests: list[tuple[Any, dict]], templates: dict[str, Path],
             on_answer: Callable[[Any, dict], None]) -> None:

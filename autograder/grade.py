@@ -173,7 +173,7 @@ def grade_all(
         scratch = Path(tmp)
         first = preloads[needed[0]] if needed else []
         backend = (LocalWorkers(workers, limits, use_bwrap, scratch / "logs", first)
-                   if scheduler is None else DaskWorkers(scheduler, limits, use_bwrap))
+                   if scheduler is None else DaskWorkers(scheduler, limits, use_bwrap, first))
         templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
         maxima = {a: template_max_score(course) for a, course in templates.items()}
         where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker(s)"
