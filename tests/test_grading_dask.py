@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import ROOT, release_notebook, solved_release
-from test_grader_corpus import with_answer_prefix
+from corpus import with_prefix
 
 ASSIGNMENT = "ex01_attention_basics"
 LIMITS = ["--cell-timeout", "5", "--wall-limit", "30"]
@@ -111,22 +111,15 @@ def rows(out: Path) -> dict[str, dict[str, str]]:
         return {r["student_id"]: r for r in csv.DictReader(handle)}
 
 
-def first_function(notebook: nbformat.NotebookNode) -> str:
-    """The name of the function defined by the first answer cell."""
-    answer = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution"))
-    return answer.source.split("def ", 1)[1].split("(", 1)[0]
-
-
 @pytest.fixture(scope="module")
 def mixed_class(tmp_path_factory) -> Path:
     solved = solved_release(ASSIGNMENT)
-    function = first_function(solved)
     return write_class(tmp_path_factory.mktemp("class"), {
         "correct": solved,
         "correct_too": solved,
         "untouched": release_notebook(ASSIGNMENT),
-        "endless": with_answer_prefix(solved, function, "while True:\n    pass"),
-        "crashing": with_answer_prefix(solved, function, "import os\nos._exit(3)"),
+        "endless": with_prefix(solved, "while True:\n    pass"),
+        "crashing": with_prefix(solved, "import os\nos._exit(3)"),
         "malformed": '{"cells": [',
     })
 
@@ -174,9 +167,8 @@ def test_a_worker_killed_during_the_run_loses_nothing(mixed_class, local_rows, t
 
 def test_a_submission_that_keeps_killing_workers_gets_a_row(tmp_path):
     """With no retries allowed, the worker's death ends the task: the run still writes its row."""
-    solved = solved_release(ASSIGNMENT)
-    submissions = write_class(tmp_path / "class", {"slow": with_answer_prefix(
-        solved, first_function(solved), "import time\ntime.sleep(25)")})
+    submissions = write_class(tmp_path / "class", {"slow": with_prefix(
+        solved_release(ASSIGNMENT), "import time\ntime.sleep(25)")})
     cluster = Cluster(tmp_path, workers=1, env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
     try:
         run = grade(submissions, tmp_path / "out", "--scheduler", cluster.address)
