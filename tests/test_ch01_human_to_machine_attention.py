@@ -241,3 +241,38 @@ def test_nadaraya_watson_limits():
     np.testing.assert_allclose(huge, [y_train.mean()], rtol=1e-6)
     const = ch.nadaraya_watson(rng.uniform(0, 6, 9), x_train, np.full(25, 2.5), bandwidth=0.4)
     np.testing.assert_allclose(const, 2.5, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ learned bandwidth
+def torch_bandwidth_loss(theta, x_query, y_query, x_keys, y_values):
+    """The same loss written in PyTorch, so autograd gives an independent gradient."""
+    theta = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    xq, yq, xk, yv = (torch.as_tensor(a, dtype=torch.float64) for a in (x_query, y_query, x_keys, y_values))
+    bandwidth = torch.exp(theta)
+    weights = torch.softmax(-((xq[:, None] - xk[None, :]) ** 2) / (2 * bandwidth**2), dim=1)
+    loss = torch.mean((weights @ yv - yq) ** 2)
+    loss.backward()
+    return loss.item(), theta.grad.item()
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "h"), [(1, 1, 0.5), (1, 5, 0.2), (7, 1, 1.0), (30, 20, 0.3), (12, 40, 2.0), (9, 15, 0.01)]
+)
+def test_bandwidth_gradient_matches_autograd(m, n, h):
+    rng = np.random.default_rng(m * 100 + n)
+    x_keys, y_values = rng.uniform(0, 3, n), rng.normal(size=n)
+    x_query, y_query = rng.uniform(0, 3, m), rng.normal(size=m)
+    with np.errstate(**STRICT):
+        loss, gradient = ch.bandwidth_loss_and_gradient(np.log(h), x_query, y_query, x_keys, y_values)
+    ref_loss, ref_gradient = torch_bandwidth_loss(np.log(h), x_query, y_query, x_keys, y_values)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(gradient, ref_gradient, rtol=1e-9, atol=1e-14)
+
+
+def test_bandwidth_gradient_vanishes_for_a_hard_attention():
+    """A bandwidth far below the spacing of the keys makes every weight one-hot: no gradient."""
+    x_keys = np.array([0.0, 1.0, 2.0, 3.0])
+    y_values = np.array([1.0, -1.0, 2.0, 0.5])
+    x_query = np.array([0.1, 1.2, 2.9])
+    _, gradient = ch.bandwidth_loss_and_gradient(np.log(1e-3), x_query, np.zeros(3), x_keys, y_values)
+    assert abs(gradient) < 1e-100
