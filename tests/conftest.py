@@ -47,3 +47,26 @@ def solved_release(assignment_id: str) -> nbformat.NotebookNode:
 @pytest.fixture(scope="session")
 def assignments() -> list[str]:
     return ASSIGNMENTS
+
+
+# Modules whose tests share a module-scoped fixture per assignment: group them by assignment.
+PER_ASSIGNMENT = {"test_transcription", "test_other_solutions"}
+# Modules whose tests are independent of one another: no group.
+UNGROUPED = {"test_seeds"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep tests that share an expensive fixture on one xdist worker (``--dist loadgroup``).
+
+    A module-scoped fixture (the book build, a graded class) runs once per worker that needs it, so
+    such tests are grouped: by module, or by module and assignment where the fixture caches per
+    assignment. Independent tests (a chapter executed with another seed) spread over the workers.
+    """
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", None)
+        if module is None or module in UNGROUPED:
+            continue
+        params = getattr(item, "callspec", None)
+        assignment = params.params.get("assignment") if params else None
+        group = f"{module}-{assignment}" if module in PER_ASSIGNMENT and assignment else module
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -3,7 +3,7 @@
 For every exercise and every chapter up to its own, the submission is the release notebook whose
 answer cells hold the template followed by that chapter's top-level imports, constants, functions
 and classes (``tests/transcription.py``). It is graded through nbgrader's real autograde, like a
-class. The figures are also written to ``_build/transcription.json``.
+class. The figures are also written to ``_build/transcription/<assignment>.json``.
 """
 
 from __future__ import annotations
@@ -55,12 +55,10 @@ def grade_copies(assignment: str, tmp_path) -> dict[str, float]:
 
 
 def record(assignment: str, figures: dict[str, float]) -> None:
-    """Add the figures to ``_build/transcription.json`` (read by the closing notes)."""
-    path = ROOT / "_build" / "transcription.json"
-    path.parent.mkdir(exist_ok=True)
-    table = json.loads(path.read_text()) if path.is_file() else {}
-    table.update({f"{assignment} <- {chapter}": round(f, 3) for chapter, f in figures.items()})
-    path.write_text(json.dumps(dict(sorted(table.items())), indent=2))
+    """Write the figures to ``_build/transcription/<assignment>.json`` (read by the closing notes)."""
+    path = ROOT / "_build" / "transcription" / f"{assignment}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({chapter: round(f, 3) for chapter, f in figures.items()}, indent=2))
 
 
 def test_every_chapter_has_code_to_copy():
