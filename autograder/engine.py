@@ -63,6 +63,9 @@ def workspace_config(course: Path, limits: Limits) -> Config:
     config.CourseDirectory.autograded_directory = "autograded"
     config.CourseDirectory.feedback_directory = "feedback"
     config.GuardedExecute.kernel_name = KERNEL_NAME
+    # A throwaway course has no exchange. NbGraderAPI probes the exchange when it starts and logs a
+    # CRITICAL "Unwritable directory" if it is missing: point it at the course folder, which exists.
+    config.Exchange.root = str(course)
     # The kernel and nbgrader talk over Unix sockets in the runtime folder: the sandboxed kernel has
     # no network, and the folder is the only place outside its notebook folder that it can see.
     runtime = course / "runtime"

@@ -25,14 +25,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder import worker
 from autograder.engine import Result, assignment_ids, make_template, template_max_score
 from autograder.sandbox import bwrap_path
 from autograder.settings import Limits
 from autograder.summary import write_summary
+
+if TYPE_CHECKING:
+    from autograder.roster import Roster
 
 FIXED_COLUMNS = ["student_id", "assignment_id", "score", "max_score", "status", "detail"]
 
@@ -167,8 +172,14 @@ def grade_all(
     workers: int = 2,
     limits: Limits = Limits(),
     progress: Callable[[str], None] = print,
+    roster: Roster | None = None,
+    due: dict[str, datetime] | None = None,
 ) -> list[Result]:
-    """Grade every submission under ``submissions`` and write the outputs to ``out``."""
+    """Grade every submission under ``submissions`` and write the outputs to ``out``.
+
+    A class run (see :mod:`autograder.classroom`) may add a ``roster`` (a row for every student on it,
+    submitted or not) and ``due`` dates per assignment (late submissions are flagged in their row).
+    """
     known = assignment_ids()
     chosen = assignments or known
     unknown = sorted(set(chosen) - set(known))
@@ -178,6 +189,11 @@ def grade_all(
         raise SystemExit(f"error: cannot read the submissions folder {submissions}")
     out.mkdir(parents=True, exist_ok=True)
     jobs = find_jobs(submissions, chosen, known)
+    if roster is not None or due:
+        from autograder.classroom import class_jobs
+
+        in_play = assignments or sorted({j.assignment_id for j in jobs if j.assignment_id in known})
+        jobs = class_jobs(jobs, submissions, in_play, roster, due)
     use_bwrap = sandbox_available()
     if not use_bwrap:
         progress("note: bubblewrap (bwrap) is not available here, so students' code runs with time and "
@@ -196,8 +212,9 @@ def grade_all(
         def run(job: Job) -> Result:
             if job.notebook is None:
                 result = Result(job.student_id, job.assignment_id, status=job.status, detail=job.detail)
-                write_status_page(out / "feedback" / job.student_id / job.assignment_id
-                                  / f"{job.assignment_id}.html", result)
+                if job.status != "no submission":  # a roster student who submitted nothing gets no page
+                    write_status_page(out / "feedback" / job.student_id / job.assignment_id
+                                      / f"{job.assignment_id}.html", result)
             else:
                 result = _run_worker(job, templates[job.assignment_id], out, scratch, limits, use_bwrap, ctx)
             result.max_score = result.max_score or maxima.get(job.assignment_id, 0.0)
@@ -209,6 +226,9 @@ def grade_all(
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             results = list(pool.map(run, jobs))
+    from autograder.classroom import keep_exchange_files
+
+    keep_exchange_files(jobs, submissions, out)  # what nbgrader release_feedback needs beside the feedback
     write_csv(out / "grades.csv", results)
     write_summary(out, results)
     progress(f"wrote {out / 'grades.csv'}, {out / 'summary.txt'} and feedback "
