@@ -72,17 +72,40 @@ def edition_files(edition: Path) -> list[Path]:
     return sorted(p for p in edition.rglob("*") if p.is_file())
 
 
-def test_no_solution_or_hidden_test_line_anywhere(edition):
-    secrets = secret_lines()
-    per_assignment = {a: sum(1 for v in secrets.values() if v == a) for a in ASSIGNMENTS}
-    assert all(per_assignment.values()), f"every exercise should have secret lines: {per_assignment}"
+def find_leaks(folder: Path, secrets: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(file, assignment, line) for every secret line found in any file under ``folder``."""
     leaks = []
-    for path in edition_files(edition):
+    for path in edition_files(folder):
         text = path.read_bytes().decode("utf-8", errors="replace")
         for line, assignment_id in secrets.items():
             if line in text or json.dumps(line)[1:-1] in text:  # notebooks store lines JSON-escaped
-                leaks.append(f"{path.relative_to(edition)}: {assignment_id}: {line}")
-    assert not leaks, "the student edition shows solutions or hidden tests:\n" + "\n".join(leaks[:20])
+                leaks.append((str(path.relative_to(folder)), assignment_id, line))
+    return leaks
+
+
+@pytest.fixture(scope="module")
+def secrets() -> dict[str, str]:
+    found = secret_lines()
+    per_assignment = {a: sum(1 for v in found.values() if v == a) for a in ASSIGNMENTS}
+    assert all(per_assignment.values()), f"every exercise should have secret lines: {per_assignment}"
+    return found
+
+
+def test_no_solution_or_hidden_test_line_anywhere(edition, secrets):
+    leaks = find_leaks(edition, secrets)
+    assert not leaks, "the student edition shows solutions or hidden tests:\n" + "\n".join(
+        f"{path}: {assignment_id}: {line}" for path, assignment_id, line in leaks[:20])
+
+
+def test_the_search_finds_a_planted_leak(tmp_path, secrets):
+    """Control: the same search, run on the sources themselves, finds every exercise's secrets."""
+    for assignment_id in ASSIGNMENTS:
+        (tmp_path / f"{assignment_id}.ipynb").write_bytes(
+            (ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb").read_bytes())
+    (tmp_path / "notes.py").write_text(next(iter(secrets)) + "\n")
+    found = find_leaks(tmp_path, secrets)
+    assert {assignment_id for _, assignment_id, _ in found} == set(ASSIGNMENTS)
+    assert any(path == "notes.py" for path, _, _ in found), "a plain-text copy is found too"
 
 
 def test_nothing_of_the_instructor_side(edition):
