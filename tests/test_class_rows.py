@@ -27,7 +27,7 @@ from autograder.roster import Roster, Student
 
 ASSIGNMENT = ASSIGNMENTS[0]
 LONG_ID = ("zoë.müller-lüdenscheidt.with.a.rather.long.address.for.testing@"
-           "universität-beispiel.example.org")
+           "students.universität-beispiel.example.org")
 SPACED_ID = "Ana María López"
 NFC_ID = "zoë"
 NFD_ID = unicodedata.normalize("NFD", NFC_ID)

@@ -29,7 +29,8 @@ from autograder.export import (
 )
 from autograder.roster import Roster, RosterError, read_roster
 
-LONG_ID = "zoë.müller-lüdenscheidt.with.a.rather.long.address.for.testing@universität-beispiel.example.org"
+LONG_ID = ("zoë.müller-lüdenscheidt.with.a.rather.long.address.for.testing@"
+           "students.universität-beispiel.example.org")
 SPACED = "Ana María López"
 A1, A2 = "ex01_attention_basics", "ex02_rnn_attention"
 GRADES = [
