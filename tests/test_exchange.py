@@ -393,3 +393,29 @@ def test_students_cannot_list_others_work(flow):
         assert listing.returncode != 0, f"a student can list the exchange's {place}: {listing.stdout}"
     grading = room.as_student(carol, "ls", str(flow["grading"]), check=False)
     assert grading.returncode != 0, "a student can read the instructor's grading folder"
+
+
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def test_nbgrader_commands_use_the_course_exchange(tmp_path):
+    """nbgrader, started anywhere in the environment, reads the course's exchange and course id."""
+    from autograder.settings import COURSE_ID, EXCHANGE_ROOT
+
+    completed = run_python("from nbgrader.apps.listapp import ListApp\n"
+                           "app = ListApp()\napp.load_config_file()\n"
+                           "print(app.config.Exchange.root, app.config.CourseDirectory.course_id)", tmp_path)
+    assert completed.stdout.split() == [EXCHANGE_ROOT, COURSE_ID], completed.stdout + completed.stderr
+
+
+def test_grading_does_not_probe_a_missing_exchange(tmp_path):
+    """A release or a grading template is a throwaway course: no CRITICAL "Unwritable directory"."""
+    completed = run_python("import logging\nlogging.basicConfig(level=logging.INFO)\n"
+                           "from pathlib import Path\nfrom autograder.release import generate_release\n"
+                           f"generate_release({ASSIGNMENT!r}, Path({str(tmp_path)!r}))", tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert "Unwritable directory" not in completed.stderr, completed.stderr[-2000:]
+    assert (tmp_path / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
