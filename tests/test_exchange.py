@@ -97,6 +97,7 @@ def namespace_script(needed: list[Path], stage: Path, overlays: dict[Path, Path]
     """
     lines = ["set -e"]
     groups: dict[Path, list[Path]] = {}
+    needed = [p for p in dict.fromkeys(needed) if not any(q in p.parents for q in needed)]
     for path in needed:
         blocker = blocking_ancestor(path)
         if blocker is not None:
@@ -224,7 +225,7 @@ def classroom():
     reason = missing_prerequisite()
     if reason:
         pytest.skip(reason)
-    base = Path(tempfile.mkdtemp(prefix="attention-exchange-"))
+    base = Path(tempfile.mkdtemp(prefix="attention-exchange-", dir="/tmp"))  # a place every user can reach
     base.chmod(0o755)
     room = Classroom(base)
     try:
