@@ -317,12 +317,14 @@ def inbound(flow, student_id: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith(f"{student_id}+{ASSIGNMENT}+"))
 
 
+@pytest.mark.slow
 def test_students_see_the_released_assignment(flow):
     listing = flow["listing"]
     assert ASSIGNMENT in listing.stdout + listing.stderr, listing.stdout + listing.stderr
     assert "does not exist" not in listing.stdout + listing.stderr
 
 
+@pytest.mark.slow
 def test_every_student_gets_the_right_row(flow):
     s = flow["students"]
     for name in ("alice", "bob", "carol", "zoe"):
@@ -334,6 +336,7 @@ def test_every_student_gets_the_right_row(flow):
     assert len(flow["rows"]) == 6, f"one row per roster student, nothing else: {sorted(flow['rows'])}"
 
 
+@pytest.mark.slow
 def test_submitting_twice_keeps_both_and_grades_the_latest(flow):
     bob = flow["students"]["bob"]
     submissions = inbound(flow, bob.student_id)
@@ -344,6 +347,7 @@ def test_submitting_twice_keeps_both_and_grades_the_latest(flow):
     assert full_marks(row(flow, bob)), "the latest (solved) submission is the one graded"
 
 
+@pytest.mark.slow
 def test_late_submission_is_collected_graded_and_flagged(flow):
     s = flow["students"]
     carol = row(flow, s["carol"])
@@ -352,6 +356,7 @@ def test_late_submission_is_collected_graded_and_flagged(flow):
         assert "late" not in row(flow, s[name])["detail"], (name, row(flow, s[name]))
 
 
+@pytest.mark.slow
 def test_unreleased_assignment_cannot_be_fetched_or_submitted(flow):
     submit, fetch = flow["unreleased"]
     assert fetch.returncode != 0 and submit.returncode != 0
@@ -361,6 +366,7 @@ def test_unreleased_assignment_cannot_be_fetched_or_submitted(flow):
     assert not any(a == UNRELEASED for _, a in flow["rows"]), "and no row was made for it"
 
 
+@pytest.mark.slow
 def test_hub_identities_with_long_spaced_non_ascii_ids(flow):
     for name in ("zoe", "ana"):
         who = flow["students"][name]
@@ -369,6 +375,7 @@ def test_hub_identities_with_long_spaced_non_ascii_ids(flow):
     assert len(LONG_ID) > 100
 
 
+@pytest.mark.slow
 def test_each_student_fetches_their_own_latest_feedback(flow):
     for name, who in flow["students"].items():
         released = flow["grading"] / "feedback" / who.student_id / ASSIGNMENT / f"{ASSIGNMENT}.html"
@@ -380,6 +387,7 @@ def test_each_student_fetches_their_own_latest_feedback(flow):
         assert fetched[0].stat().st_uid == pwd.getpwnam(who.os_user).pw_uid
 
 
+@pytest.mark.slow
 def test_released_feedback_is_readable_despite_the_instructors_umask(flow):
     folder = flow["room"].exchange / "attention-course" / "feedback"
     pages = list(folder.glob("*.html"))
@@ -387,6 +395,7 @@ def test_released_feedback_is_readable_despite_the_instructors_umask(flow):
     assert all(p.stat().st_mode & stat.S_IROTH for p in pages)
 
 
+@pytest.mark.slow
 def test_students_cannot_list_others_work(flow):
     room, carol = flow["room"], flow["students"]["carol"]
     for place in ("inbound", "feedback"):
