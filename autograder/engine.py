@@ -95,8 +95,9 @@ def workspace_config(course: Path, limits: Limits, db_url: str | None = None) ->
     config.CourseDirectory.submitted_directory = "submitted"
     config.CourseDirectory.autograded_directory = "autograded"
     config.CourseDirectory.feedback_directory = "feedback"
-    # No exchange: a template is never released to students.
-    config.Exchange.root = str(course / "exchange")
+    # A throwaway course has no exchange. NbGraderAPI probes the exchange when it starts and logs a
+    # CRITICAL "Unwritable directory" if it is missing: point it at the course folder, which exists.
+    config.Exchange.root = str(course)
     return config
 
 
@@ -407,7 +408,7 @@ class Grader:
             self._spare = None
 
     def grade(self, template: Path, assignment_id: str, student_id: str, notebook: bytes,
-              timestamp: str | None = None, preload: Sequence[str] = ()) -> Outcome:
+              preload: Sequence[str] = ()) -> Outcome:
         """Autograde ``notebook`` (the file's bytes) as ``student_id``'s submission of ``assignment_id``."""
         from nbgrader.api import Gradebook
 
@@ -422,8 +423,7 @@ class Grader:
         db_url = self._gradebook(template)
         with Gradebook(db_url) as gradebook:
             gradebook.update_or_create_student(student_id)
-            gradebook.update_or_create_submission(assignment_id, student_id,
-                                                  **({"timestamp": timestamp} if timestamp else {}))
+            gradebook.update_or_create_submission(assignment_id, student_id)
         kernel = self._take_kernel(preload)
         resources = {"unique_key": assignment_id, "metadata": {"path": str(kernel.work)},
                      "nbgrader": {"student": student_id, "assignment": assignment_id,

@@ -22,8 +22,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.dask_backend import DaskWorkers
 from autograder.engine import Result, assignment_ids, make_template, setup_imports, template_max_score
@@ -31,6 +33,9 @@ from autograder.sandbox import bwrap_path
 from autograder.settings import Limits
 from autograder.summary import write_summary
 from autograder.worker import WorkerProcess, make_request
+
+if TYPE_CHECKING:
+    from autograder.roster import Roster
 
 FIXED_COLUMNS = ["student_id", "assignment_id", "score", "max_score", "status", "detail"]
 
@@ -108,14 +113,6 @@ def write_status_page(path: Path, result: Result) -> None:
     )
 
 
-def _timestamp(notebook: Path) -> str | None:
-    """The submission time nbgrader's ``collect`` records beside a submission, if there is one."""
-    stamp = notebook.parent / "timestamp.txt"
-    if not stamp.is_file():
-        return None
-    return stamp.read_text(errors="replace").strip() or None
-
-
 def record(out: Path, job: Job, answer: dict, max_score: float) -> Result:
     """Turn a worker's answer into the job's row; write its feedback page (and log, if it failed)."""
     result = Result(**answer["result"])
@@ -142,6 +139,8 @@ def grade_all(
     workers: int = 2,
     limits: Limits = Limits(),
     progress: Callable[[str], None] = print,
+    roster: Roster | None = None,
+    due: dict[str, datetime] | None = None,
     scheduler: str | None = None,
 ) -> list[Result]:
     """Grade every submission under ``submissions`` and write the outputs to ``out``.
@@ -149,6 +148,8 @@ def grade_all(
     Submissions are graded by ``workers`` local worker processes or, with ``scheduler`` (the address
     of a Dask scheduler, ``tcp://HOST:PORT``), by the workers of that Dask cluster. Either way each
     submission's kernel runs in the sandbox with the same limits, and ``out`` ends up the same.
+    A class run (see :mod:`autograder.classroom`) may add a ``roster`` (a row for every student on it,
+    submitted or not) and ``due`` dates per assignment (late submissions are flagged in their row).
     """
     known = assignment_ids()
     chosen = assignments or known
@@ -159,6 +160,11 @@ def grade_all(
         raise SystemExit(f"error: cannot read the submissions folder {submissions}")
     out.mkdir(parents=True, exist_ok=True)
     jobs = find_jobs(submissions, chosen, known)
+    if roster is not None or due:
+        from autograder.classroom import class_jobs
+
+        in_play = assignments or sorted({j.assignment_id for j in jobs if j.assignment_id in known})
+        jobs = class_jobs(jobs, submissions, in_play, roster, due)
     use_bwrap = sandbox_available()
     if not use_bwrap:
         progress("note: bubblewrap (bwrap) is not available here, so students' code runs with time and "
@@ -188,13 +194,14 @@ def grade_all(
             if job.notebook is None:
                 result = Result(job.student_id, job.assignment_id, status=job.status, detail=job.detail,
                                 max_score=maxima.get(job.assignment_id, 0.0))
-                write_status_page(out / "feedback" / job.student_id / job.assignment_id
-                                  / f"{job.assignment_id}.html", result)
+                if job.status != "no submission":  # a roster student who submitted nothing gets no page
+                    write_status_page(out / "feedback" / job.student_id / job.assignment_id
+                                      / f"{job.assignment_id}.html", result)
                 results[order[id(job)]] = result
                 report(result)
         requests = [(job, make_request(templates[job.assignment_id], job.assignment_id, job.student_id,
-                                       job.notebook.read_bytes(), _timestamp(job.notebook),
-                                       preloads[job.assignment_id])) for job in gradable]
+                                       job.notebook.read_bytes(), preloads[job.assignment_id]))
+                    for job in gradable]
 
         def on_answer(job: Job, answer: dict) -> None:
             result = record(out, job, answer, maxima[job.assignment_id])
@@ -206,6 +213,9 @@ def grade_all(
         finally:
             backend.close()
     ordered = [results[i] for i in range(len(jobs))]
+    from autograder.classroom import keep_exchange_files
+
+    keep_exchange_files(jobs, submissions, out)  # what nbgrader release_feedback needs beside the feedback
     write_csv(out / "grades.csv", ordered)
     write_summary(out, ordered)
     progress(f"wrote {out / 'grades.csv'}, {out / 'summary.txt'} and feedback "

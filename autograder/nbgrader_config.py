@@ -11,6 +11,7 @@ The grading tool (``python -m autograder``) builds the same settings through
 exposes them to nbgrader's own command line and JupyterLab extension.
 """
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -22,4 +23,7 @@ from autograder.settings import course_config  # noqa: E402
 
 c = get_config()
 c.merge(course_config(_course_root))
-(_course_root / "grading").mkdir(exist_ok=True)  # the gradebook and submissions live here (git-ignored)
+# The gradebook and submissions live here (git-ignored). A user who may not write here (a student using
+# the instructor's environment) still gets the course id and the exchange.
+with contextlib.suppress(OSError):
+    (_course_root / "grading").mkdir(exist_ok=True)

@@ -15,6 +15,17 @@ COURSE_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "exercises"
 
+COURSE_ID = "attention-course"
+"""nbgrader's course id (``c.CourseDirectory.course_id``): the course's folder in the exchange. On a
+JupyterHub whose formgrader runs as a service, it must equal the service's name."""
+
+EXCHANGE_ROOT = "/srv/nbgrader/exchange"
+"""nbgrader's exchange (``c.Exchange.root``): where ``release_assignment`` puts assignments, students
+``submit`` and ``release_feedback`` puts feedback. It must exist and be writable by everyone, with the
+sticky bit (``sudo install -d -m 1777 /srv/nbgrader/exchange``), and every student and instructor must
+see it at this path (on a JupyterHub: a volume mounted into every user's server). To use another place,
+change it here: the instructor's configuration and the student edition both take it from here."""
+
 # Files nbgrader must never copy from a source or submission folder.
 IGNORED_FILES = [
     ".ipynb_checkpoints",
@@ -93,7 +104,8 @@ def course_config(
     c.CourseDirectory.feedback_directory = "grading/feedback"
     c.CourseDirectory.db_url = db_url or f"sqlite:///{root / 'grading' / 'gradebook.db'}"
     c.CourseDirectory.ignore = IGNORED_FILES
-    c.CourseDirectory.course_id = "attention-course"
+    c.CourseDirectory.course_id = COURSE_ID
+    c.Exchange.root = EXCHANGE_ROOT
 
     # Execution: interrupt a runaway cell, and if it swallows KeyboardInterrupt, move on anyway
     # (without raise_on_iopub_timeout=False such a notebook gets no grade at all).

@@ -10,7 +10,7 @@ its libraries print goes to its standard error (a log file of the parent's choos
 A request::
 
     {"template": PATH, "assignment_id": ID, "student_id": ID, "notebook": BASE64,
-     "timestamp": TEXT or null, "preload": [MODULE, ...]}
+     "preload": [MODULE, ...]}
 
 The answer::
 
@@ -47,11 +47,10 @@ GRACE_SECONDS = 30
 
 
 def make_request(template: Path, assignment_id: str, student_id: str, notebook: bytes,
-                 timestamp: str | None = None, preload: list[str] | None = None) -> dict[str, Any]:
+                 preload: list[str] | None = None) -> dict[str, Any]:
     """A grading request for a worker (JSON-serialisable)."""
     return {"template": str(template), "assignment_id": assignment_id, "student_id": student_id,
-            "notebook": base64.b64encode(notebook).decode("ascii"), "timestamp": timestamp,
-            "preload": list(preload or [])}
+            "notebook": base64.b64encode(notebook).decode("ascii"), "preload": list(preload or [])}
 
 
 def answer(outcome: Outcome) -> dict[str, Any]:
@@ -69,7 +68,7 @@ def serve(requests: IO[str], answers: IO[str], limits: Limits, use_bwrap: bool, 
                 request = json.loads(line)
                 outcome = grader.grade(Path(request["template"]), request["assignment_id"],
                                        request["student_id"], base64.b64decode(request["notebook"]),
-                                       request.get("timestamp"), request.get("preload", ()))
+                                       request.get("preload", ()))
                 answers.write(json.dumps(answer(outcome)) + "\n")
                 answers.flush()
         finally:
