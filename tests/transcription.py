@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import textwrap
 from pathlib import Path
 
 import jupytext
@@ -38,8 +39,15 @@ def _is_constant(node: ast.stmt) -> bool:
     return all(isinstance(t, ast.Name) and t.id.isupper() for t in targets)
 
 
+def _guarded(statement: str) -> str:
+    """``statement`` so that its failure does not stop the rest of the copy (as a student would fix a
+    line that needs a variable the copy left out)."""
+    return "try:\n" + textwrap.indent(statement, "    ") + "\nexcept Exception:\n    pass"
+
+
 def chapter_copy(chapter: str) -> str:
-    """The top-level imports, constants, functions and classes of every code cell of a chapter."""
+    """The top-level imports, constants, functions and classes of every code cell of a chapter, each
+    guarded so that one that fails (a constant computed from a variable not copied) skips itself only."""
     notebook = jupytext.read(BOOK / f"{chapter}.md")
     transform = TransformerManager().transform_cell
     pieces: list[str] = []
@@ -50,7 +58,8 @@ def chapter_copy(chapter: str) -> str:
             tree = ast.parse(transform(cell.source))
         except SyntaxError:
             continue
-        pieces += [ast.unparse(node) for node in tree.body if isinstance(node, _COPIED) or _is_constant(node)]
+        pieces += [_guarded(ast.unparse(node)) for node in tree.body
+                   if isinstance(node, _COPIED) or _is_constant(node)]
     return "\n\n".join(pieces)
 
 
