@@ -1,7 +1,8 @@
 """Check chapter 3's from-scratch implementations against PyTorch and direct formulas.
 
-The chapter defines (cells tagged ``implementation``): ``scaled_dot_product_attention``,
-``SelfAttention``, ``causal_mask``, ``padding_mask`` and ``sinusoidal_positional_encoding``.
+The chapter defines (cells tagged ``implementation``): ``scaled_dot_product_attention`` (with an
+optional ``dropout_p``), ``SelfAttention`` (with attention dropout), ``causal_mask``, ``padding_mask``
+and ``sinusoidal_positional_encoding``.
 References: ``torch.nn.functional.scaled_dot_product_attention``, ``nn.MultiheadAttention`` with one
 head, and the formulas written out independently here (float64).
 """
@@ -253,3 +254,58 @@ def test_self_attention_is_permutation_equivariant_without_mask():
     out_p, w_p = layer(x[:, perm])
     close(out_p, out[:, perm], atol=1e-12, rtol=1e-10)
     close(w_p, w[:, perm][:, :, perm], atol=1e-12, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- dropout
+def test_dropout_p_zero_is_the_default_and_drops_nothing():
+    g = torch.Generator().manual_seed(8)
+    q, k, v = (torch.randn(2, 5, 4, generator=g) for _ in range(3))
+    out, w = ch.scaled_dot_product_attention(q, k, v, dropout_p=0.0)
+    ref_out, ref_w = reference_attention(q, k, v)
+    close(w, ref_w)
+    close(out, ref_out)
+
+
+def test_dropout_p_drops_and_rescales_the_weights_and_the_output_uses_them():
+    g = torch.Generator().manual_seed(9)
+    q, k, v = (torch.randn(3, 6, 4, generator=g) for _ in range(3))
+    mask = ch.causal_mask(6)
+    torch.manual_seed(0)
+    out, w = ch.scaled_dot_product_attention(q, k, v, mask, dropout_p=0.5)
+    _, ref_w = reference_attention(q, k, v, mask)
+    kept = w != 0
+    assert 0 < (~kept & mask).sum() < mask.expand_as(w).sum(), "some allowed weights are dropped, not all"
+    close(w[kept], ref_w[kept] / 0.5)
+    close(out, w @ v)
+    assert (w[~mask.expand_as(w)] == 0).all()
+
+
+def test_self_attention_dropout_only_in_training_mode():
+    torch.manual_seed(3)
+    layer = ch.SelfAttention(6, dropout=0.3)
+    x = torch.randn(4, 5, 6)
+    layer.eval()
+    out_eval, w_eval = layer(x)
+    wq, wk, wv = layer.W_q.weight, layer.W_k.weight, layer.W_v.weight
+    ref_out, ref_w = reference_attention(x @ wq.T, x @ wk.T, x @ wv.T)
+    close(w_eval, ref_w)
+    close(out_eval, ref_out)
+    layer.train()
+    out_train, w_train = layer(x)
+    kept = w_train != 0
+    assert (~kept).any() and kept.any()
+    close(w_train[kept], w_eval[kept] / 0.7)
+    close(out_train, w_train @ (x @ layer.W_v.weight.T))
+    assert sum(p.numel() for p in layer.parameters()) == 3 * 36, "dropout adds no parameters"
+
+
+def test_float16_masking_works():
+    g = torch.Generator().manual_seed(10)
+    q, k, v = (torch.randn(2, 4, 8, generator=g).half() for _ in range(3))
+    mask = torch.rand(4, 4, generator=g) < 0.5
+    mask[0] = False
+    out, w = ch.scaled_dot_product_attention(q, k, v, mask)
+    assert out.dtype == w.dtype == torch.float16
+    assert torch.isfinite(out).all() and (out[:, 0] == 0).all()
+    ref_out, ref_w = reference_attention(q, k, v, mask)
+    close(w, ref_w, atol=2e-3, rtol=2e-3)

@@ -1,12 +1,15 @@
-"""ex03 (self-attention): another correct solution and plausible mistakes.
+"""ex03 (self-attention: positions and masks): another correct solution and plausible mistakes.
 
-Used by tests/test_other_solutions.py.
+Used by tests/test_other_solutions.py. Each mistake changes one answer cell and must fail exactly
+the test cells listed with it.
 """
+
+from other_solutions._edit import edit
 
 SDPA = '''
 def scaled_dot_product_attention(q, k, v, mask=None):
-    """einsum scores; a hand-written softmax with the smallest float as the fill, masked exponentials
-    set to 0, and a guarded division so that a query with no allowed key gets zero weights."""
+    """einsum scores; a hand-written softmax with the smallest float of the dtype as the fill, masked
+    exponentials set to 0, and a guarded division so that a query with no allowed key gets zeros."""
     scores = torch.einsum("...id,...jd->...ij", q, k) / q.size(-1) ** 0.5
     if mask is None:
         weights = scores.softmax(dim=-1)
@@ -19,126 +22,181 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     return torch.einsum("...ij,...jd->...id", weights, v), weights
 '''
 
-CAUSAL_MASK = '''
-def causal_mask(n):
-    """True where the key position j is not after the query position i."""
-    positions = torch.arange(n)
-    return positions.unsqueeze(1) >= positions.unsqueeze(0)
+ROTARY = '''
+def apply_rotary(x, positions=None, base=10000.0):
+    """Pairs as complex numbers: (x_2i + i x_2i+1) * exp(i p theta_i) is the rotation of the pair."""
+    *lead, length, d = x.shape
+    if d % 2 != 0:
+        raise ValueError(f"odd number of features: {d}")
+    real = torch.float64 if x.dtype == torch.float64 else torch.float32
+    p = torch.arange(length, dtype=real) if positions is None else positions.to(real)
+    theta = torch.exp(-math.log(base) * torch.arange(d // 2, dtype=real) * 2 / d)
+    turn = torch.polar(torch.ones(length, d // 2, dtype=real), torch.outer(p, theta))   # (len, d/2)
+    pairs = torch.view_as_complex(x.to(real).reshape(*lead, length, d // 2, 2).contiguous())
+    return torch.view_as_real(pairs * turn).reshape(x.shape).to(x.dtype)
 '''
 
-PADDING_MASK = '''
-def padding_mask(lengths, max_len):
-    """Compare every position with every length: True at positions p < lengths[b]."""
-    return torch.as_tensor(lengths).reshape(-1, 1) > torch.arange(max_len).reshape(1, -1)
+PACKED = '''
+def packed_mask(segment_ids, causal=False):
+    """Same id, neither side padding; positions compared for the causal part."""
+    valid = segment_ids.ge(0)
+    mask = torch.eq(segment_ids[..., :, None], segment_ids[..., None, :])
+    mask = mask & valid[..., :, None] & valid[..., None, :]
+    if causal:
+        positions = torch.arange(segment_ids.shape[-1])
+        mask = mask & (positions[None, :] <= positions[:, None])
+    return mask
 '''
 
-POSITIONAL_ENCODING = '''
-def sinusoidal_positional_encoding(max_len, d_model):
-    """One angle per column (pair index j // 2), then sine or cosine chosen column by column."""
-    columns = torch.arange(d_model)
-    exponent = (2 * (columns // 2)).double() / d_model
-    angles = torch.arange(max_len, dtype=torch.float64)[:, None] * torch.pow(10000.0, -exponent)[None, :]
-    return torch.where(columns % 2 == 0, torch.sin(angles), torch.cos(angles)).to(torch.float32)
+CACHE = '''
+def cache_causal_mask(len_q, len_k):
+    """The lower triangle shifted right by the number of cached positions."""
+    if len_q > len_k:
+        raise ValueError("len_q > len_k")
+    return torch.ones(len_q, len_k, dtype=torch.bool).tril(diagonal=len_k - len_q)
 '''
 
-SELF_ATTENTION = '''
-class SelfAttention(nn.Module):
-    """Single-head self-attention over the three projections of the same x."""
-
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        d_k = d_k or d_model
-        d_v = d_v or d_model
-        for name, size in (("W_q", d_k), ("W_k", d_k), ("W_v", d_v)):
-            setattr(self, name, nn.Linear(d_model, size, bias=False))
-
-    def forward(self, x, mask=None):
-        q, k, v = (projection(x) for projection in (self.W_q, self.W_k, self.W_v))
-        return scaled_dot_product_attention(q, k, v, mask)
+PREVIOUS = '''
+def previous_token_projections(n_tokens, max_len):
+    """The shift on the query side: the query at position i asks for slot i - 1, every key at position j
+    answers in slot j. float64, with a generous gap between the previous key's score and the rest."""
+    d = n_tokens + max_len
+    W_Q = torch.zeros(d, max_len, dtype=torch.float64)
+    W_K = torch.zeros(d, max_len, dtype=torch.float64)
+    W_K[n_tokens:, :] = torch.eye(max_len, dtype=torch.float64)
+    gap = 3 * math.log(10 * max_len)
+    for i in range(1, max_len):
+        W_Q[n_tokens + i, i - 1] = gap * math.sqrt(max_len)
+    return W_Q, W_K
 '''
 
 CORRECT = {
     "scaled_dot_product_attention_answer": SDPA,
-    "causal_mask_answer": CAUSAL_MASK,
-    "padding_mask_answer": PADDING_MASK,
-    "sinusoidal_positional_encoding_answer": POSITIONAL_ENCODING,
-    "self_attention_answer": SELF_ATTENTION,
+    "apply_rotary_answer": ROTARY,
+    "packed_mask_answer": PACKED,
+    "cache_causal_mask_answer": CACHE,
+    "previous_token_projections_answer": PREVIOUS,
 }
 
-SDPA_INVERTED_MASK = '''
+SDPA_PLAIN = '''
 def scaled_dot_product_attention(q, k, v, mask=None):
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(mask, -1e9)              # True taken as "blocked"
-    weights = torch.softmax(scores, dim=-1)
-    if mask is not None:
-        weights = weights * (~mask).any(dim=-1, keepdim=True)
-    return weights @ v, weights
-'''
-
-SDPA_UNSCALED = '''
-def scaled_dot_product_attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1)                          # the 1/sqrt(d_k) is missing
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.nan_to_num(torch.softmax(scores, dim=-1))
-    return weights @ v, weights
-'''
-
-SDPA_NAN_ON_EMPTY_ROWS = '''
-def scaled_dot_product_attention(q, k, v, mask=None):
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))   # a query with no allowed key: NaN
     weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = torch.where(mask.any(dim=-1, keepdim=True), weights, 0.0)
     return weights @ v, weights
 '''
 
-POSITIONAL_ENCODING_EVEN_ONLY = '''
-def sinusoidal_positional_encoding(max_len, d_model):
-    position = torch.arange(max_len, dtype=torch.float64)[:, None]
-    angle = position / 10000 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    pe = torch.zeros(max_len, d_model, dtype=torch.float64)
-    pe[:, 0::2] = torch.sin(angle)
-    pe[:, 1::2] = torch.cos(angle)                            # one column too many when d_model is odd
-    return pe.float()
+# -inf and nothing else: a query with no allowed key gets NaN.
+SDPA_NAN_ROWS = edit(SDPA_PLAIN, '''    if mask is not None:
+        weights = torch.where(mask.any(dim=-1, keepdim=True), weights, 0.0)
+''', "")
+# -1e9 and nothing else: uniform weights on empty rows, and an error in float16 (issue 9's cascade).
+SDPA_MINUS_1E9 = edit(SDPA_NAN_ROWS, 'float("-inf")', "-1e9")
+# -1e9 with the zeroing: right in float32 and float64, an error in float16.
+SDPA_MINUS_1E9_ZEROED = edit(SDPA_PLAIN, 'float("-inf")', "-1e9")
+# Correct for (batch, len, d) only (issue 9's cascade): transpose(1, 2) instead of transpose(-2, -1).
+SDPA_3D_ONLY = edit(SDPA_PLAIN, "k.transpose(-2, -1)", "k.transpose(1, 2)")
+
+ROTARY_PLAIN = '''
+def apply_rotary(x, positions=None, base=10000.0):
+    length, d = x.shape[-2], x.shape[-1]
+    if d % 2:
+        raise ValueError("d must be even")
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if positions is None:
+        positions = torch.arange(length)
+    theta = base ** (-torch.arange(0, d, 2, dtype=dtype) / d)
+    angle = positions.to(dtype)[:, None] * theta[None, :]
+    cos, sin = torch.cos(angle).to(x.dtype), torch.sin(angle).to(x.dtype)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = even * cos - odd * sin
+    out[..., 1::2] = even * sin + odd * cos
+    return out
 '''
 
-SELF_ATTENTION_SCALED_BY_D_MODEL = '''
-class SelfAttention(nn.Module):
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        self.d_model = d_model
-        self.W_q = nn.Linear(d_model, d_k or d_model, bias=False)
-        self.W_k = nn.Linear(d_model, d_k or d_model, bias=False)
-        self.W_v = nn.Linear(d_model, d_v or d_model, bias=False)
+# The "rotate half" convention: pairs (i, i + d/2). Scores still depend on the offset only.
+ROTARY_HALVES = edit(ROTARY_PLAIN, '''    even, odd = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = even * cos - odd * sin
+    out[..., 1::2] = even * sin + odd * cos
+    return out''', '''    first, second = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)''')
+# Rotating by -angle: a rotation too, so only the formula catches it.
+ROTARY_BACKWARDS = edit(ROTARY_PLAIN, "torch.sin(angle).to(x.dtype)", "(-torch.sin(angle)).to(x.dtype)")
+# The positions argument is accepted and ignored.
+ROTARY_IGNORES_POSITIONS = edit(ROTARY_PLAIN, "    if positions is None:\n        positions =",
+                                "    if True:\n        positions =")
+# Angles always in float32: float64 inputs get float32-accurate rotations.
+ROTARY_FLOAT32_ANGLES = edit(ROTARY_PLAIN, "torch.float64 if x.dtype == torch.float64 else torch.float32",
+                             "torch.float32")
+# No check of d: an odd d fails later with a RuntimeError from the shapes, not a ValueError.
+ROTARY_NO_ODD_CHECK = edit(ROTARY_PLAIN, '    if d % 2:\n        raise ValueError("d must be even")\n', "")
 
-    def forward(self, x, mask=None):
-        q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_model)   # d_model, not d_k
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)
-        if mask is not None:
-            weights = torch.where(mask.any(dim=-1, keepdim=True), weights, 0.0)
-        return weights @ v, weights
+# Padding ids compared like any other id: padding attends to padding.
+PACKED_PADDING_IS_A_DOCUMENT = '''
+def packed_mask(segment_ids, causal=False):
+    mask = segment_ids[..., :, None] == segment_ids[..., None, :]
+    if causal:
+        n = segment_ids.shape[-1]
+        mask = mask & torch.ones(n, n, dtype=torch.bool).tril()
+    return mask
 '''
+PACKED_CAUSAL_UPPER = edit(PACKED, "positions[None, :] <= positions[:, None]",
+                           "positions[None, :] >= positions[:, None]")
+# Indexes the batch dimension explicitly: a 1-D row fails.
+PACKED_NEEDS_BATCH = edit(edit(edit(edit(PACKED, "segment_ids[..., :, None]", "segment_ids[:, :, None]"),
+                                    "segment_ids[..., None, :]", "segment_ids[:, None, :]"),
+                               "valid[..., :, None]", "valid[:, :, None]"),
+                          "valid[..., None, :]", "valid[:, None, :]")
+
+# Off by one: a new query does not see its own key.
+CACHE_EXCLUDES_ITSELF = edit(CACHE, "diagonal=len_k - len_q", "diagonal=len_k - len_q - 1")
+# No error for len_q > len_k.
+CACHE_NO_ERROR = edit(CACHE, '    if len_q > len_k:\n        raise ValueError("len_q > len_k")\n', "")
+
+# The right pattern, far too soft: the previous key's score is only 1 / sqrt(d_k) above the others.
+PREVIOUS_TOO_SOFT = edit(PREVIOUS, "gap * math.sqrt(max_len)", "1.0")
+# A gap of 5 is enough against 7 other keys (weight 0.95), not against 63 (weight 0.70).
+PREVIOUS_GAP_FOR_SHORT = edit(PREVIOUS, "gap = 3 * math.log(10 * max_len)", "gap = 5.0")
 
 WRONG = {
-    "sdpa_inverted_mask": (
-        {"scaled_dot_product_attention_answer": SDPA_INVERTED_MASK},
-        ["test_sdpa_mask", "test_self_attention_forward", "test_self_attention_gradients"]),
-    "sdpa_missing_scale": (
-        {"scaled_dot_product_attention_answer": SDPA_UNSCALED},
-        ["test_sdpa_no_mask", "test_sdpa_mask", "test_self_attention_forward",
-         "test_self_attention_gradients"]),
     "sdpa_nan_on_fully_masked_row": (
-        {"scaled_dot_product_attention_answer": SDPA_NAN_ON_EMPTY_ROWS},
-        ["test_sdpa_mask", "test_self_attention_forward", "test_self_attention_gradients"]),
-    "positional_encoding_breaks_on_odd_d_model": (
-        {"sinusoidal_positional_encoding_answer": POSITIONAL_ENCODING_EVEN_ONLY},
-        ["test_sinusoidal_positional_encoding"]),
-    "self_attention_scaled_by_sqrt_d_model": (
-        {"self_attention_answer": SELF_ATTENTION_SCALED_BY_D_MODEL},
-        ["test_self_attention_forward", "test_self_attention_gradients"]),
+        {"scaled_dot_product_attention_answer": SDPA_NAN_ROWS}, ["test_sdpa_empty_rows"]),
+    "sdpa_minus_1e9_without_zeroing": (
+        {"scaled_dot_product_attention_answer": SDPA_MINUS_1E9},
+        ["test_sdpa_empty_rows", "test_sdpa_dtypes"]),
+    "sdpa_minus_1e9_overflows_float16": (
+        {"scaled_dot_product_attention_answer": SDPA_MINUS_1E9_ZEROED}, ["test_sdpa_dtypes"]),
+    "sdpa_only_3d_inputs": (
+        {"scaled_dot_product_attention_answer": SDPA_3D_ONLY}, ["test_sdpa_ranks"]),
+    "rotary_pairs_first_half_with_second_half": (
+        {"apply_rotary_answer": ROTARY_HALVES}, ["test_rotary_formula"]),
+    "rotary_rotates_backwards": (
+        {"apply_rotary_answer": ROTARY_BACKWARDS}, ["test_rotary_formula"]),
+    "rotary_ignores_positions": (
+        {"apply_rotary_answer": ROTARY_IGNORES_POSITIONS}, ["test_rotary_positions"]),
+    "rotary_float32_angles_for_float64": (
+        {"apply_rotary_answer": ROTARY_FLOAT32_ANGLES}, ["test_rotary_ranks_dtypes"]),
+    "rotary_no_error_for_odd_d": (
+        {"apply_rotary_answer": ROTARY_NO_ODD_CHECK}, ["test_rotary_odd"]),
+    "packed_padding_attends_to_padding": (
+        {"packed_mask_answer": PACKED_PADDING_IS_A_DOCUMENT}, ["test_packed_mask_padding"]),
+    "packed_causal_upper_triangle": (
+        {"packed_mask_answer": PACKED_CAUSAL_UPPER}, ["test_packed_mask_causal"]),
+    "packed_needs_a_batch_dimension": (
+        {"packed_mask_answer": PACKED_NEEDS_BATCH}, ["test_packed_mask_1d"]),
+    "cache_mask_hides_the_own_key": (
+        {"cache_causal_mask_answer": CACHE_EXCLUDES_ITSELF},
+        ["test_cache_causal_mask", "test_cache_causal_mask_one_token"]),
+    "cache_mask_no_error_for_too_many_queries": (
+        {"cache_causal_mask_answer": CACHE_NO_ERROR}, ["test_cache_causal_mask_raises"]),
+    "previous_token_scores_too_soft": (
+        {"previous_token_projections_answer": PREVIOUS_TOO_SOFT},
+        ["test_previous_token_weights", "test_previous_token_long"]),
+    "previous_token_gap_enough_for_short_sequences_only": (
+        {"previous_token_projections_answer": PREVIOUS_GAP_FOR_SHORT}, ["test_previous_token_long"]),
 }
