@@ -280,3 +280,21 @@ def test_to_torch_attn_mask():
         for b in range(2):
             for h in range(3):
                 assert torch.equal(got[b * 3 + h], ~full[b, h])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.uint8])
+def test_non_boolean_masks_are_refused(dtype):
+    """A float mask is added to the scores (0 = may attend): converting it to bool would invert it."""
+    g = torch.Generator().manual_seed(12)
+    q, k, v = (torch.randn(1, 2, 3, 4, generator=g) for _ in range(3))
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()
+    additive = torch.zeros(3, 3).masked_fill(~causal, float("-inf"))
+    assert torch.equal(additive.to(torch.bool), ~causal)               # why conversion is refused
+    other = causal.to(dtype)
+    with pytest.raises(TypeError, match="torch.bool"):
+        ch.scaled_dot_product_attention(q, k, v, other)
+    x = torch.randn(1, 3, 8, generator=g)
+    with pytest.raises(TypeError, match="torch.bool"):
+        ch.MultiHeadAttention(8, 2)(x, x, x, mask=other)
+    with pytest.raises(TypeError, match="torch.bool"):
+        ch.to_torch_attn_mask(other, 1, 2, 3, 3)
