@@ -68,3 +68,25 @@ def test_patching_numpy_does_not_change_verdicts(monkeypatch):
     monkeypatch.setattr(np, "all", lambda *a, **k: True)
     with pytest.raises(AssertionError):
         checks.check_close(np.zeros(2), np.ones(2), what="x")
+
+
+def test_check_raises_returns_the_exception_and_names_what_went_wrong():
+    error = checks.check_raises(lambda: int("x"), ValueError, what="int('x')")
+    assert "invalid literal" in str(error)
+    with pytest.raises(AssertionError, match=r"should raise ValueError, but returned normally\. Check"):
+        checks.check_raises(lambda: 1, ValueError, what="f()", hint="Check the input.")
+    with pytest.raises(AssertionError, match="should raise ValueError, but raised KeyError"):
+        checks.check_raises(lambda: {}["k"], ValueError, what="f()")
+    with pytest.raises(NotImplementedError):  # an unanswered task stays "not answered yet"
+        checks.check_raises(lambda: (_ for _ in ()).throw(NotImplementedError()), ValueError, what="f()")
+
+
+def test_default_tolerance_follows_dtype_and_magnitude():
+    atol32, rtol32 = checks.default_tolerance(np.zeros(3, np.float32), np.array([40.0, 1.0, 2.0]))
+    assert rtol32 == pytest.approx(np.sqrt(np.finfo(np.float32).eps)) and atol32 == pytest.approx(40 * rtol32)
+    atol64, rtol64 = checks.default_tolerance(np.zeros(3), np.ones(3))
+    assert rtol64 == pytest.approx(np.sqrt(np.finfo(np.float64).eps)) and atol64 == pytest.approx(rtol64)
+    # a float32 result computed in another order passes; a real mistake does not
+    checks.check_close(np.float32(40.0) + np.float32(2e-5), 40.0, what="x")
+    with pytest.raises(AssertionError):
+        checks.check_close(np.array([1.0, 2.0]), np.array([1.0, 2.1]), what="y")

@@ -91,23 +91,25 @@ def gqa_from_multihead(mha, num_kv_heads):
     return module
 '''
 
-PREVIOUS_TOKEN_HEAD = '''
-def previous_token_head():
-    """Keys turned one step forward instead of queries one step back; NumPy float64 arrays."""
-    scale, c, s = 30.0, np.cos(OMEGA), np.sin(OMEGA)
+TWO_BACK_HEAD = '''
+def two_back_head():
+    """Keys turned two steps forward instead of queries two steps back; NumPy float64 arrays."""
+    scale, c, s = 30.0, np.cos(2 * OMEGA), np.sin(2 * OMEGA)
     w_q, w_k = np.zeros((VOCAB + 2, 2)), np.zeros((VOCAB + 2, 2))
     w_q[VOCAB:] = scale * np.eye(2)
-    w_k[VOCAB:] = scale * np.array([[c, s], [-s, c]])     # key s points where query s + 1 points
+    w_k[VOCAB:] = scale * np.array([[c, s], [-s, c]])     # key s points where query s + 2 points
     return w_q, w_k
 '''
 
-SAME_TOKEN_HEAD = '''
-def same_token_head():
-    """Tokens at shuffled angles (5a mod 16 steps of 2 pi / 16), queries and keys scaled differently."""
-    angles = 2 * math.pi * ((5 * torch.arange(VOCAB)) % VOCAB) / VOCAB
-    directions = torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
+SUCCESSOR_TOKEN_HEAD = '''
+def successor_token_head():
+    """Tokens at shuffled angles (5a mod 16 steps); each key turned one token back, scaled unevenly."""
+    def directions(order):
+        angles = 2 * math.pi * ((5 * order) % VOCAB) / VOCAB
+        return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
     w_q, w_k = torch.zeros(VOCAB + 2, 2), torch.zeros(VOCAB + 2, 2)
-    w_q[:VOCAB], w_k[:VOCAB] = 20.0 * directions, 8.0 * directions
+    w_q[:VOCAB] = 20.0 * directions(torch.arange(VOCAB))             # token a's query at a's direction
+    w_k[:VOCAB] = 8.0 * directions((torch.arange(VOCAB) - 1) % VOCAB)  # token b's key at (b - 1)'s direction
     return w_q, w_k
 '''
 
@@ -117,8 +119,8 @@ CORRECT = {
     "grouped_query_attention_answer": GROUPED_QUERY_ATTENTION,
     "gqa_module_answer": GQA_MODULE,
     "gqa_from_multihead_answer": GQA_FROM_MULTIHEAD,
-    "previous_token_head_answer": PREVIOUS_TOKEN_HEAD,
-    "same_token_head_answer": SAME_TOKEN_HEAD,
+    "two_back_head_answer": TWO_BACK_HEAD,
+    "successor_token_head_answer": SUCCESSOR_TOKEN_HEAD,
 }
 
 SPLIT_WITHOUT_TRANSPOSE = '''
@@ -245,21 +247,23 @@ CONVERT_SHARES_MEMORY = edit(   # parameters that are views of mha's tensors
     "gqa.out_proj.weight.copy_(mha.out_proj.weight)",
     "gqa.out_proj.weight = nn.Parameter(mha.out_proj.weight.detach())")
 
-PREVIOUS_ROTATED_FORWARD = '''
-def previous_token_head():
+TWO_BACK_ONE_STEP = '''
+def two_back_head():
     scale, c, s = 25.0, math.cos(OMEGA), math.sin(OMEGA)
     w_q, w_k = torch.zeros(VOCAB + 2, 2), torch.zeros(VOCAB + 2, 2)
-    w_q[VOCAB:] = scale * torch.tensor([[c, s], [-s, c]])     # turns query t to t + 1: the future, masked
+    w_q[VOCAB:] = scale * torch.tensor([[c, -s], [s, c]])     # the chapter's head: one step back, not two
     w_k[VOCAB:] = scale * torch.eye(2)
     return w_q, w_k
 '''
 
-SAME_TOKEN_ONE_DIMENSION = '''
-def same_token_head():
+SUCCESSOR_SAME_TOKEN = '''
+def successor_token_head():
+    angles = 2 * math.pi * torch.arange(VOCAB) / VOCAB        # the chapter's same-token head, unchanged
     w = torch.zeros(VOCAB + 2, 2)
-    w[:VOCAB, 0] = 3.0 * torch.arange(VOCAB) / VOCAB          # tokens on a line: d_head = 1 in disguise
+    w[:VOCAB] = 12.0 * torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
     return w, w.clone()
 '''
+
 
 WRONG = {
     "split_heads_without_transpose": ({"split_heads_answer": SPLIT_WITHOUT_TRANSPOSE}, ["test_split_heads"]),
@@ -288,8 +292,7 @@ WRONG = {
         {"gqa_from_multihead_answer": CONVERT_FIRST_HEAD}, ["test_convert_pooling"]),
     "convert_shares_memory_with_mha": (
         {"gqa_from_multihead_answer": CONVERT_SHARES_MEMORY}, ["test_convert_independent"]),
-    "previous_token_head_rotated_forward": (
-        {"previous_token_head_answer": PREVIOUS_ROTATED_FORWARD}, ["test_previous_token_head"]),
-    "same_token_head_one_dimension": (
-        {"same_token_head_answer": SAME_TOKEN_ONE_DIMENSION}, ["test_same_token_head"]),
+    "two_back_head_one_step_back": ({"two_back_head_answer": TWO_BACK_ONE_STEP}, ["test_two_back_head"]),
+    "successor_head_is_the_same_token_head": (
+        {"successor_token_head_answer": SUCCESSOR_SAME_TOKEN}, ["test_successor_token_head"]),
 }
