@@ -224,7 +224,8 @@ GREEDY_TOKENS_AFTER_EOS = edit(
                 rows[b].append(token)                                   # no <pad> after <eos>
                 if token == eos_id and not done[b]:''')
 
-GREEDY_LENGTH_COUNTS_EOS = edit(GREEDY_DECODE, "done[b], lengths[b] = True, t", "done[b], lengths[b] = True, t + 1")
+GREEDY_LENGTH_COUNTS_EOS = edit(GREEDY_DECODE, "done[b], lengths[b] = True, t",
+                                "done[b], lengths[b] = True, t + 1")
 
 WRONG = {
     "masked_softmax_nan_on_empty_rows": (
