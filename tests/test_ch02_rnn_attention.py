@@ -193,3 +193,47 @@ def test_seq2seq_without_attention_and_gradients():
     for name, p in model.named_parameters():
         if name != "encoder.embedding.weight":
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+# --------------------------------------------------------------------------- Luong-wired encoder-decoder
+
+@pytest.mark.parametrize("with_attention", [True, False])
+def test_luong_seq2seq_teacher_forcing_equals_step_by_step(with_attention):
+    torch.manual_seed(10)
+    attention = ch.LuongAttention(8, 8, "dot") if with_attention else None
+    model = ch.LuongSeq2Seq(vocab_size=11, embed_size=5, num_hiddens=8, attention=attention)
+    src = torch.tensor([[3, 4, 5, 6, 0], [7, 8, 9, 10, 3]])
+    lens = torch.tensor([4, 5])
+    tgt_in = torch.tensor([[1, 6, 5, 4, 3], [1, 3, 10, 9, 8]])
+    together = model(src, lens, tgt_in)
+    assert together.shape == (2, 5, 11)
+    enc_outputs, enc_state = model.encoder(src, lens)
+    state, steps = enc_state[None], []
+    for t in range(5):                                                 # one token at a time, state carried
+        logits, state = model.decode(tgt_in[:, t:t + 1], state, enc_outputs, enc_state, lens)
+        steps.append(logits)
+    torch.testing.assert_close(together, torch.cat(steps, dim=1))
+
+
+def test_luong_seq2seq_does_not_depend_on_batch_padding():
+    torch.manual_seed(11)
+    model = ch.LuongSeq2Seq(12, 5, 8, ch.LuongAttention(8, 8, "dot"))
+    alone = model(torch.tensor([[3, 4, 5]]), torch.tensor([3]), torch.tensor([[1, 5, 4, 3]]))
+    batch = torch.tensor([[3, 4, 5, 0, 0, 0], [6, 7, 8, 9, 10, 11]])
+    together = model(batch, torch.tensor([3, 6]), torch.tensor([[1, 5, 4, 3], [1, 11, 10, 9]]))
+    torch.testing.assert_close(together[:1], alone)
+    weights = model.attention.attention_weights
+    assert torch.equal(weights[0, :, 3:], torch.zeros(4, 3))
+
+
+def test_luong_seq2seq_greedy_decode_and_gradients():
+    torch.manual_seed(12)
+    model = ch.LuongSeq2Seq(9, 4, 6, ch.LuongAttention(6, 6, "dot"), pad_id=0, bos_id=1)
+    src, lens = torch.tensor([[3, 4, 0], [5, 6, 7]]), torch.tensor([2, 3])
+    tokens = model.greedy_decode(src, lens, num_steps=4)
+    assert tokens.shape == (2, 4) and tokens.dtype == torch.long
+    logits = model(src, lens, torch.tensor([[1, 4, 3], [1, 7, 6]]))
+    F.cross_entropy(logits.reshape(-1, 9), torch.tensor([4, 3, 2, 7, 6, 5])).backward()
+    for name, p in model.named_parameters():
+        if name != "encoder.embedding.weight":
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
