@@ -1,10 +1,12 @@
 """Check chapter 6's from-scratch implementations against PyTorch and direct formulas.
 
 The chapter defines (cells tagged ``implementation``): ``naive_attention``, ``online_softmax``,
-``tiled_attention``, ``KVCache``, ``decode_step``, ``grouped_query_attention``,
-``sliding_window_mask``, ``local_attention``, ``elu_feature_map`` and ``linear_attention``.
-References: ``torch.nn.functional.scaled_dot_product_attention`` (with ``is_causal``, boolean masks
-and ``enable_gqa``), ``torch.softmax``, and formulas written out independently here.
+``tiled_attention``, ``KVCache``, ``decode_step``, ``CachedSelfAttention``, ``TinyDecoder``,
+``PreallocatedKVCache``, ``grouped_query_attention``, ``sliding_window_mask``, ``local_attention``,
+``elu_feature_map`` and ``linear_attention``. References:
+``torch.nn.functional.scaled_dot_product_attention`` (with ``is_causal``, boolean masks and
+``enable_gqa``), ``torch.softmax``, ``nn.MultiheadAttention``, and formulas written out
+independently here.
 """
 
 from __future__ import annotations
@@ -195,6 +197,76 @@ def test_decode_steps_equal_full_causal_attention(lead, n, d, d_v, prompt, dtype
           **tolerance(dtype))
 
 
+@pytest.mark.parametrize("cache_type", ["KVCache", "PreallocatedKVCache"])
+def test_caches_return_everything_appended(cache_type):
+    g = torch.Generator().manual_seed(14)
+    cache = ch.KVCache() if cache_type == "KVCache" else ch.PreallocatedKVCache(max_len=12)
+    chunks = [(torch.randn(2, 3, t, 4, generator=g), torch.randn(2, 3, t, 5, generator=g))
+              for t in (4, 1, 1, 6)]
+    for i, (k, v) in enumerate(chunks):
+        k_all, v_all = cache.append(k, v)
+        assert torch.equal(k_all, torch.cat([c[0] for c in chunks[:i + 1]], dim=2))
+        assert torch.equal(v_all, torch.cat([c[1] for c in chunks[:i + 1]], dim=2))
+    assert len(cache) == 12
+
+
+def test_preallocated_cache_refuses_to_overflow_and_keeps_its_buffers():
+    cache = ch.PreallocatedKVCache(max_len=3)
+    k = torch.randn(1, 2, 2, 4)
+    cache.append(k, k)
+    buffer = cache.k.untyped_storage().data_ptr()
+    cache.append(k[..., :1, :], k[..., :1, :])
+    assert cache.k.untyped_storage().data_ptr() == buffer, "the preallocated cache was reallocated"
+    with pytest.raises(ValueError, match="at most 3"):
+        cache.append(k[..., :1, :], k[..., :1, :])
+
+
+def test_cached_self_attention_matches_multihead_attention():
+    """Without a cache, CachedSelfAttention is causal nn.MultiheadAttention (without biases)."""
+    torch.manual_seed(15)
+    ours = ch.CachedSelfAttention(d_model=16, heads=4)
+    theirs = torch.nn.MultiheadAttention(16, 4, bias=False, batch_first=True)
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(ours.qkv.weight)
+        theirs.out_proj.weight.copy_(ours.out.weight)
+    x = torch.randn(2, 7, 16)
+    blocked = ~torch.ones(7, 7, dtype=torch.bool).tril()              # nn.MultiheadAttention: True = blocked
+    expected, _ = theirs(x, x, x, attn_mask=blocked, need_weights=False)
+    close(ours(x), expected)
+    assert ours.weights.shape == (2, 4, 7, 7)
+    close(ours.weights.sum(-1), torch.ones(2, 4, 7))
+
+
+@pytest.mark.parametrize("ffn", [True, False])
+def test_tiny_decoder_prefill_then_decode_equals_the_full_forward(ffn):
+    torch.manual_seed(16)
+    model = ch.TinyDecoder(vocab=11, d_model=16, heads=2, layers=3, max_len=20, ffn=ffn).eval()
+    tokens = torch.randint(11, (2, 12))
+    with torch.no_grad():
+        full = model(tokens)
+        caches = [ch.KVCache() for _ in range(3)]
+        stepped = [model(tokens[:, :5], caches)]                       # prefill 5 positions
+        stepped += [model(tokens[:, t:t + 1], caches) for t in range(5, 12)]
+    close(torch.cat(stepped, dim=1), full)
+    assert all(len(c) == 12 for c in caches)
+
+
+def test_cached_self_attention_refuses_a_chunk_after_the_prefill():
+    layer = ch.CachedSelfAttention(d_model=8, heads=2)
+    cache = ch.KVCache()
+    layer(torch.randn(1, 3, 8), cache)
+    with pytest.raises(ValueError, match="one token at a time"):
+        layer(torch.randn(1, 2, 8), cache)
+
+
+def test_attention_patch_replaces_the_heads_output():
+    torch.manual_seed(17)
+    layer = ch.CachedSelfAttention(d_model=8, heads=2)
+    x = torch.randn(1, 5, 8)
+    layer.patch = torch.zeros_like
+    close(layer(x), torch.zeros(1, 5, 8))
+
+
 # ----------------------------------------------------------------------------- grouped-query attention
 @pytest.mark.parametrize(("heads", "kv_heads"), [(4, 4), (4, 2), (6, 3), (8, 1)])
 @pytest.mark.parametrize("causal", [False, True])
@@ -204,6 +276,28 @@ def test_grouped_query_attention_matches_enable_gqa(heads, kv_heads, causal):
     k, v = torch.randn(2, kv_heads, 6, 4, generator=g), torch.randn(2, kv_heads, 6, 3, generator=g)
     close(ch.grouped_query_attention(q, k, v, causal=causal),
           F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True))
+
+
+def test_grouped_query_attention_with_len_q_not_len_k_and_no_copy_of_the_keys():
+    g = torch.Generator().manual_seed(18)
+    q = torch.randn(1, 6, 3, 4, generator=g)
+    k, v = torch.randn(1, 2, 8, 4, generator=g), torch.randn(1, 2, 8, 5, generator=g)
+    close(ch.grouped_query_attention(q, k, v), F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Shapes(TorchDispatchMode):
+        seen: list = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(t, torch.Tensor):
+                    self.seen.append(t.numel())
+            return out
+
+    with Shapes() as meter:
+        ch.grouped_query_attention(q, k, v)
+    assert k.numel() * 3 not in meter.seen, "the keys were copied once per query head"
 
 
 # ----------------------------------------------------------------------------- local and linear
