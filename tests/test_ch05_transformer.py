@@ -2,7 +2,8 @@
 
 The chapter defines (cells tagged ``implementation``): ``PositionwiseFeedForward``, ``causal_mask``,
 ``attend``, ``EncoderLayer``, ``DecoderLayer``, ``sinusoidal_positions``, ``Transformer``,
-``warmup_linear_decay``, ``greedy_decode`` and ``DecoderOnly``. References: ``torch.nn.TransformerEncoderLayer`` and
+``warmup_linear_decay``, ``greedy_decode`` and ``DecoderOnly``. References:
+``torch.nn.TransformerEncoderLayer`` and
 ``torch.nn.TransformerDecoderLayer`` (weights copied with ``load_state_dict``; their masks mean
 "blocked", converted with ``~``), ``torch.nn.TransformerEncoder``/``TransformerDecoder`` stacks,
 and formulas written out here.

@@ -191,8 +191,8 @@ SMOOTHING_LOG_OF_SOFTMAX = edit(LABEL_SMOOTHING, "torch.log_softmax(flat_logits,
 BEAM_IGNORES_ALPHA = edit(BEAM_SEARCH, "return entry[0] / ((5.0 + len(entry[1]) - 1) / 6.0) ** alpha",
                           "return entry[0]")
 BEAM_KEEPS_SEARCHING = edit(BEAM_SEARCH, "        alive = [e for e in best if e[1][-1] != eos_id]\n",
-                            "        alive = heapq.nlargest(beam_size, [e for e in extensions if e[1][-1] != eos_id],\n"
-                            "                               key=lambda e: e[0])\n")
+                            "        unfinished = [e for e in extensions if e[1][-1] != eos_id]\n"
+                            "        alive = heapq.nlargest(beam_size, unfinished, key=lambda e: e[0])\n")
 
 SAMPLING_DROPS_CROSSING_TOKEN = edit(SAMPLING, "keep_sorted = (running - sorted_probs) < top_p",
                                      "keep_sorted = running <= top_p")
@@ -212,7 +212,8 @@ LM_PADDING_COUNTED = edit(LM_LOSS, "return (losses * targets_real).sum() / targe
                           "return losses.mean()")
 LM_ONE_CALL_PER_SEQUENCE = '''
 def lm_loss(model, sequences, pad_id):
-    losses = [F.cross_entropy(model(s[None, :-1])[0], s[1:], reduction="none") for s in sequences if len(s) > 1]
+    losses = [F.cross_entropy(model(s[None, :-1])[0], s[1:], reduction="none")
+              for s in sequences if len(s) > 1]
     return torch.cat(losses).mean()
 '''
 LM_PER_SEQUENCE_MEAN = edit(LM_LOSS, "return (losses * targets_real).sum() / targets_real.sum()",
