@@ -2,7 +2,8 @@
 
 The chapter defines (cells tagged ``implementation``): ``PositionwiseFeedForward``, ``causal_mask``,
 ``attend``, ``EncoderLayer``, ``DecoderLayer``, ``sinusoidal_positions``, ``Transformer``,
-``greedy_decode`` and ``DecoderOnly``. References: ``torch.nn.TransformerEncoderLayer`` and
+``warmup_linear_decay``, ``greedy_decode`` and ``DecoderOnly``. References:
+``torch.nn.TransformerEncoderLayer`` and
 ``torch.nn.TransformerDecoderLayer`` (weights copied with ``load_state_dict``; their masks mean
 "blocked", converted with ``~``), ``torch.nn.TransformerEncoder``/``TransformerDecoder`` stacks,
 and formulas written out here.
@@ -276,6 +277,20 @@ def test_decoder_only_is_causal():
             out = model(changed)
             assert torch.equal(out[:, :j], base[:, :j]) or (out[:, :j] - base[:, :j]).abs().max() < 1e-6
             assert (out[:, j] - base[:, j]).abs().max() > 1e-5
+
+
+# ----------------------------------------------------------------------------- learning-rate schedule
+@pytest.mark.parametrize(("warmup", "total"), [(30, 250), (1, 2), (10, 11), (4000, 100_000)])
+def test_warmup_linear_decay_rises_then_falls_to_zero(warmup, total):
+    factors = [ch.warmup_linear_decay(step, warmup, total) for step in range(1, total + 1)]
+    assert factors[0] == pytest.approx(1 / warmup)
+    assert factors[warmup - 1] == 1.0 and max(factors) == 1.0
+    assert factors[-1] == 0.0
+    rising, falling = factors[:warmup], factors[warmup - 1:]
+    assert all(b > a for a, b in zip(rising, rising[1:], strict=False))
+    assert all(b < a for a, b in zip(falling, falling[1:], strict=False))
+    steps = [rising[i + 1] - rising[i] for i in range(len(rising) - 1)]
+    assert all(abs(s - 1 / warmup) < 1e-12 for s in steps)
 
 
 # ----------------------------------------------------------------------------- greedy decoding
