@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from chapter_runner import CHAPTERS, glued_values, run_chapter  # noqa: E402
 
+from autograder.feedback import _ANSI  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,7 +41,8 @@ def main() -> None:
                 values = glued_values(run_chapter(chapter, seed=seed))
                 values["guards"] = "pass"
             except CellExecutionError as error:
-                values = {"guards": "FAILED: " + str(error).strip().splitlines()[-1][:200]}
+                message = _ANSI.sub("", str(error)).strip().splitlines()[-1]
+                values = {"guards": "FAILED: " + message[:200]}
             values["seconds"] = f"{time.monotonic() - start:.1f}"
             report[chapter][str(seed)] = values
             print(f"{chapter} seed {seed}: {values['guards']} ({values['seconds']} s)", file=sys.stderr)
