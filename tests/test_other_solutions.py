@@ -93,7 +93,7 @@ def test_data_covers_every_answer_cell(assignment):
     for grade_id, source in module.CORRECT.items():
         assert source.strip() != originals[grade_id].strip(), f"{grade_id}: the course's own solution"
         assert "### BEGIN SOLUTION" not in source, f"{grade_id}: solution markers in CORRECT"
-    assert 4 <= len(module.WRONG) <= 16, "4 to 16 plausible mistakes per exercise"
+    assert 4 <= len(module.WRONG) <= 20, "4 to 20 plausible mistakes per exercise"
     tests = set(graded_ids(notebook))
     for name, (answers, must_fail) in module.WRONG.items():
         assert answers and set(answers) <= set(originals), f"{name}: unknown answer cells"

@@ -197,6 +197,9 @@ BEAM_KEEPS_SEARCHING = edit(BEAM_SEARCH, "        alive = [e for e in best if e[
 SAMPLING_DROPS_CROSSING_TOKEN = edit(SAMPLING, "keep_sorted = (running - sorted_probs) < top_p",
                                      "keep_sorted = running <= top_p")
 SAMPLING_TEMPERATURE_MULTIPLIED = edit(SAMPLING, "z = logits.div(temperature)", "z = logits.mul(temperature)")
+SAMPLING_IN_PLACE = edit(edit(SAMPLING, "z = logits.div(temperature)", "z = logits.div_(temperature)"),
+                         "z = torch.where(z >= threshold, z, torch.full_like(z, float(\"-inf\")))",
+                         "z.masked_fill_(z < threshold, float(\"-inf\"))")
 
 LM_LEFT_PADDING = '''
 def lm_loss(model, sequences, pad_id):
@@ -253,6 +256,8 @@ WRONG = {
     "temperature_multiplied": (
         {"sampling_probs_answer": SAMPLING_TEMPERATURE_MULTIPLIED},
         ["test_sampling_probs_temperature", "test_sampling_probs_combined"]),
+    "sampling_changes_its_logits_in_place": (
+        {"sampling_probs_answer": SAMPLING_IN_PLACE}, ["test_sampling_probs_shapes"]),
     "lm_loss_left_padding": (
         {"lm_loss_answer": LM_LEFT_PADDING}, ["test_lm_loss_padding", "test_lm_loss_edge_cases"]),
     "lm_loss_counts_padded_targets": (

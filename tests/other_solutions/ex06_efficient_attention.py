@@ -314,8 +314,10 @@ WRONG = {
     "chunk_mask_aligned_top_left": (
         {"chunk_attention_answer": CHUNK_TOP_LEFT},
         ["test_chunk_attention"]),
+    "ring_len_counts_steps": (
+        {"ring_kv_cache_answer": RING_LEN_COUNTS_STEPS},
+        ["test_ring_kv_cache_filling"]),
+    "traffic_first_loop_order": (
+        {"flash2_traffic_answer": TRAFFIC_KV_ONCE},
+        ["test_flash2_traffic", "test_flash2_traffic_causal", "test_flash2_traffic_ragged"]),
 }
-
-# Sixteen is the most test_other_solutions allows. Two more mistakes, checked once by hand when the
-# exercise was built: RING_LEN_COUNTS_STEPS fails only test_ring_kv_cache_filling, and TRAFFIC_KV_ONCE
-# (the first loop order's count) fails the three traffic cells.
