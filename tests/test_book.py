@@ -1,11 +1,21 @@
-"""The book builds with every chapter executed, zero Sphinx warnings, and no solutions in it."""
+"""The book builds with every chapter executed, zero Sphinx warnings, and no solutions in it.
+
+The browser tests (``test_browser_book.py``) use the same build: :func:`built_book` builds once per
+test session.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import posixpath
+import re
 import subprocess
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from bs4 import BeautifulSoup
 from conftest import ROOT
 
 HTML = ROOT / "_build" / "html"
@@ -25,13 +35,24 @@ def toc_files() -> list[str]:
     return files
 
 
-@pytest.fixture(scope="module")
-def build():
+@functools.cache
+def built_book() -> subprocess.CompletedProcess:
+    """Build the book (once per test session; execution is cached between builds)."""
     completed = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "jupyter-book"), "build", ".", "--warningiserror", "--nitpick",
          "--keep-going"], cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-6000:]
     return completed
+
+
+@pytest.fixture(scope="module")
+def build():
+    return built_book()
+
+
+def html_pages() -> list[str]:
+    """Every page a reader can reach: the table of contents, the index and the search page."""
+    return [f"{name}.html" for name in toc_files()] + ["genindex.html", "search.html"]
 
 
 def test_every_page_is_built(build):
@@ -64,5 +85,61 @@ def test_math_renders_offline(build):
     """MathJax is served from the book (book/_ext/offline_mathjax.py), not from a CDN."""
     assert (HTML / "_static" / "mathjax" / "es5" / "tex-mml-chtml.js").is_file()
     text = (HTML / "book" / "ch01_human_to_machine_attention.html").read_text()
-    assert 'src="../_static/mathjax/es5/tex-mml-chtml.js"' in text
+    # (a rebuild over an existing _build/html adds Sphinx's ?v=checksum)
+    assert re.search(r'src="\.\./_static/mathjax/es5/tex-mml-chtml\.js(\?v=[0-9a-f]+)?"', text)
     assert "cdn.jsdelivr.net/npm/mathjax" not in text
+
+
+def _anchors(page) -> set[str]:
+    soup = BeautifulSoup(page.read_text(errors="replace"), "html.parser")
+    named = {tag["name"] for tag in soup.find_all("a", attrs={"name": True})}
+    return {tag["id"] for tag in soup.find_all(id=True)} | named
+
+
+def test_internal_links_and_anchors_resolve(build):
+    """Every link between pages of the book reaches a file, and its #anchor an element of that page."""
+    anchors: dict = {}
+    broken, checked = [], 0
+    for page in sorted(HTML.rglob("*.html")):
+        if "_static" in page.parts or "_sources" in page.parts:
+            continue
+        here = page.relative_to(HTML).as_posix()
+        soup = BeautifulSoup(page.read_text(errors="replace"), "html.parser")
+        for link in soup.find_all("a", href=True):
+            href = link["href"]
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
+                continue
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(here), unquote(parts.path))) \
+                if parts.path else here
+            checked += 1
+            target_file = HTML / target
+            if not target_file.is_file():
+                broken.append(f"{here}: {href} (no file {target})")
+                continue
+            if parts.fragment and target.endswith(".html"):
+                if target not in anchors:
+                    anchors[target] = _anchors(target_file)
+                if unquote(parts.fragment) not in anchors[target]:
+                    broken.append(f"{here}: {href} (no #{parts.fragment} in {target})")
+    assert checked > 100, f"only {checked} internal links found: is the book built?"
+    assert not broken, f"{len(broken)} of {checked} internal links are broken:\n" + "\n".join(broken[:40])
+
+
+def test_chapters_download_as_executed_notebooks(build):
+    """The download menu of every chapter offers the notebook MyST-NB executed, outputs included."""
+    for name in toc_files():
+        if not name.startswith("book/ch"):
+            continue
+        text = (HTML / f"{name}.html").read_text()
+        href = f"_sources/{name}.ipynb"
+        assert href in text and "download-notebook-button" in text, f"{name}: no .ipynb in the download menu"
+        notebook = json.loads((HTML / href).read_text())
+        outputs = [o for c in notebook["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{href} has no executed figures"
+
+
+def test_bibliography_has_no_raw_tex(build):
+    text = BeautifulSoup((HTML / "book" / "bibliography.html").read_text(), "html.parser")
+    body = text.find(attrs={"role": "main"}).get_text()
+    assert not re.search(r"\$|\\[A-Za-z]+\{|\\\(", body), "raw TeX in the bibliography"
