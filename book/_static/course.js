@@ -42,7 +42,8 @@
 
   /* 2. Accessible names (axe-core 4.14, WCAG 2.5.3 "label in name" and 4.1.2).
    * - The search button's aria-label ("Search") leaves out its visible "Ctrl+K"; the colour-mode
-   *   button's icons carry titles that are not its name (pydata-sphinx-theme templates).
+   *   button's name ("Color mode") leaves out the title of the icon it shows ("Light", ...)
+   *   (pydata-sphinx-theme templates).
    * - Hidden code cells: MyST-NB labels the <summary> "Toggle hidden content" while it shows
    *   "Show code cell source" (myst-nb hide-input template).
    * - The navigation's expand/collapse <summary> holds only an icon: no name at all
@@ -51,9 +52,9 @@
     for (const button of document.querySelectorAll(".search-button-field")) {
       button.removeAttribute("aria-label");  // its name is then what it shows: "Search Ctrl+K"
     }
-    for (const icon of document.querySelectorAll(".theme-switch-button .theme-switch")) {
-      icon.setAttribute("aria-hidden", "true");
-      icon.removeAttribute("title");
+    for (const button of document.querySelectorAll(".theme-switch-button")) {
+      // Its visible text is the title of the icon shown ("Light", "Dark" or "System Settings").
+      button.setAttribute("aria-label", "Color mode: Light, Dark or System Settings");
     }
     for (const summary of document.querySelectorAll("details.hide > summary[aria-label]")) {
       summary.removeAttribute("aria-label");
