@@ -11,14 +11,17 @@ import json
 import posixpath
 import re
 import subprocess
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import nbformat
 import pytest
 import yaml
 from bs4 import BeautifulSoup
 from conftest import ROOT
 
 HTML = ROOT / "_build" / "html"
+MATPLOTLIBRC = ROOT / "book" / "matplotlibrc"
 
 
 def toc_files() -> list[str]:
@@ -143,3 +146,36 @@ def test_bibliography_has_no_raw_tex(build):
     text = BeautifulSoup((HTML / "book" / "bibliography.html").read_text(), "html.parser")
     body = text.find(attrs={"role": "main"}).get_text()
     assert not re.search(r"\$|\\[A-Za-z]+\{|\\\(", body), "raw TeX in the bibliography"
+
+
+def style_min_font_pt(rc: Path = MATPLOTLIBRC) -> float:
+    """The smallest font size the course style sets (named sizes scale font.size, as in Matplotlib)."""
+    scale = {"xx-small": 0.579, "x-small": 0.694, "small": 0.833, "medium": 1.0, "large": 1.2,
+             "x-large": 1.44, "xx-large": 1.728, "larger": 1.2, "smaller": 0.833}
+    values = {}
+    for line in rc.read_text().splitlines():
+        key, _, value = line.split("#", 1)[0].partition(":")
+        if key.strip().endswith("size") and not key.strip().startswith("figure.fig"):
+            values[key.strip()] = value.strip()
+    base = float(values.get("font.size", 10))
+    return min(float(v) if re.fullmatch(r"[0-9.]+", v) else base * scale.get(v, 1.0) for v in values.values())
+
+
+def test_course_figure_style_applies_where_chapters_execute():
+    """book/matplotlibrc is the style of every chapter's figures: MyST-NB's executor (jupyter-cache)
+    runs chapters in book/, where Matplotlib finds it. And the style keeps its promise: at most
+    7 inches wide at 100 dpi (the ~700 px text column), text of at least 10 pt."""
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import json, matplotlib\n"
+        "rc = matplotlib.rcParams\n"
+        "print(json.dumps({'file': matplotlib.matplotlib_fname(), 'figsize': rc['figure.figsize'],"
+        " 'dpi': rc['figure.dpi']}))")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    result = single_nb_execution(notebook, cwd=str(ROOT / "book"), timeout=120, allow_errors=False)
+    assert result.err is None, result.err
+    seen = json.loads(notebook.cells[0].outputs[0]["text"])
+    assert (ROOT / "book" / seen["file"]).resolve() == MATPLOTLIBRC.resolve(), seen  # relative to book/
+    assert seen["figsize"][0] <= 7.0 and seen["dpi"] == 100, seen
+    assert style_min_font_pt() >= 10

@@ -8,6 +8,7 @@ the machine: any request to another host is aborted and reported.
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass, field
@@ -16,9 +17,8 @@ from pathlib import Path
 import pytest
 from browser import AXE_JS, DESKTOP, PHONE, TIMEOUT_MS, keep_local, launched_chromium, served
 from conftest import ROOT
-from test_book import HTML, built_book, html_pages
+from test_book import HTML, built_book, html_pages, style_min_font_pt
 
-MATPLOTLIBRC = ROOT / "book" / "matplotlibrc"
 # The smallest text a reader should have to read in a figure, in CSS pixels. The course style's
 # smallest font (10 pt tick labels) drawn at 100 dpi is 13.9 px at its natural size; 11 px is what
 # is left when a figure drawn 25 % wider than the text column is scaled down to fit it.
@@ -34,6 +34,9 @@ SEARCHES = {
     "KV cache": "book/ch06_beyond.html",
 }
 RAW_TEX = re.compile(r"\\[A-Za-z]{2,}|\\[()\[\]]|\$")
+# COURSE_SCREENSHOTS=FOLDER: save a chapter on a phone (menus open too) and its figures there.
+SCREENSHOTS = os.environ.get("COURSE_SCREENSHOTS")
+SCREENSHOT_PAGE = "book/ch01_human_to_machine_attention.html"
 
 # After the load event: MathJax has typeset the page, every image has loaded (or failed).
 SETTLE = """async () => {
@@ -159,16 +162,33 @@ def visits(site) -> dict[str, Visit]:
         if axe is not None:
             page.add_script_tag(content=axe)
             visit.axe = page.evaluate(AXE_RUN)
+        if SCREENSHOTS and name == SCREENSHOT_PAGE:
+            _figure_screenshots(page, visit, Path(SCREENSHOTS))
         page.set_viewport_size(PHONE)
         page.evaluate(SETTLE)
         visit.overflow = page.evaluate(OVERFLOW)
-        visit.menus = _try_menus(page)
+        if SCREENSHOTS and name == SCREENSHOT_PAGE:
+            page.screenshot(path=str(Path(SCREENSHOTS) / "phone-chapter.png"))
+        visit.menus = _try_menus(page, Path(SCREENSHOTS) if SCREENSHOTS and name == SCREENSHOT_PAGE else None)
         context.close()
         records[name] = visit
     return records
 
 
-def _try_menus(page) -> list[str]:
+def _figure_screenshots(page, visit: Visit, folder: Path) -> None:
+    """The first figure of the page shown at its drawn size, and the first one scaled down to fit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = [image for image in visit.images if image["inOutput"] and image["natural"]]
+    locators = page.locator(".bd-article .cell_output img")
+    saved = set()
+    for index, image in enumerate(outputs):
+        name = "figure-scaled-down.png" if image["shown"] / image["natural"] < 0.8 else "figure.png"
+        if name not in saved:
+            locators.nth(index).screenshot(path=str(folder / name))
+            saved.add(name)
+
+
+def _try_menus(page, screenshots: Path | None = None) -> list[str]:
     """Open the site menu (and the page's contents, where it has any) with their buttons."""
     problems = []
     for kind in ("primary", "secondary"):
@@ -187,6 +207,8 @@ def _try_menus(page) -> list[str]:
             continue
         if page.locator(f"{dialog} a:visible").count() == 0:
             problems.append(f"the {kind} menu opened with no visible link")
+        if screenshots is not None:
+            page.screenshot(path=str(screenshots / f"phone-{kind}-menu.png"))
         page.keyboard.press("Escape")
         page.wait_for_function(f"() => !document.querySelector('{dialog}').open")
     return problems
@@ -232,19 +254,6 @@ def test_every_figure_has_alternative_text_that_describes_it(visits):
                        if i["inArticle"] and not _describes(i)] for name, v in visits.items()}
     count = sum(len(items) for items in problems.values())
     assert not count, f"{count} figures without a description:\n" + _report(problems)
-
-
-def style_min_font_pt(rc: Path = MATPLOTLIBRC) -> float:
-    """The smallest font size the course style sets (named sizes scale font.size, as in Matplotlib)."""
-    scale = {"xx-small": 0.579, "x-small": 0.694, "small": 0.833, "medium": 1.0, "large": 1.2,
-             "x-large": 1.44, "xx-large": 1.728, "larger": 1.2, "smaller": 0.833}
-    values = {}
-    for line in rc.read_text().splitlines():
-        key, _, value = line.split("#", 1)[0].partition(":")
-        if key.strip().endswith("size") and not key.strip().startswith("figure.fig"):
-            values[key.strip()] = value.strip()
-    base = float(values.get("font.size", 10))
-    return min(float(v) if re.fullmatch(r"[0-9.]+", v) else base * scale.get(v, 1.0) for v in values.values())
 
 
 def png_dpi(path: Path) -> float | None:
