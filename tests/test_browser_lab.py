@@ -132,6 +132,7 @@ def test_student_runs_an_exercise_and_validate_shows_the_check(lab, tmp_path):
     assert normalise(lab["report"]) in normalise(shown), (
         f"the Validate dialog does not show the check's report.\nShown:\n{shown}\n\nCheck:\n{lab['report']}")
     assert _fail_lines(lab["report"]), lab["report"]
+    assert len(shown) < 2 * len(lab["report"]) + 500, "the dialog shows more than the check's report"
     assert not external, f"requests left the machine: {external}"
     server_log = lab["log"].read_text()
     assert "Traceback" not in server_log, server_log[-3000:]
@@ -173,6 +174,8 @@ def _student_session(page, lab) -> str:
     page.locator(".jp-NotebookPanel-toolbar .validate-button:visible").first.click()
     dialog = page.locator(".jp-Dialog #validation-message")
     dialog.wait_for()
+    assert page.locator("#validation-message p").count() == 0 or not page.locator(
+        "#validation-message p").first.is_visible(), "nbgrader's 'The following cell failed:' is shown"
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / "student-validate.png"))
