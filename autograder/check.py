@@ -1,19 +1,23 @@
 """Student self-check: run a notebook top to bottom in a fresh kernel and report its visible tests.
 
 Unlike ``nbgrader validate`` (which exits 0 even when tests fail), the verdict is in the exit status:
-0 only when every test cell passes.
+0 only when every test cell passes. JupyterLab's Validate button shows this same report
+(``autograder/lab.py``).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbgrader.utils import compute_checksum
+from traitlets.config import Config
 
 from autograder.feedback import _ANSI
 from autograder.settings import Limits
@@ -25,6 +29,8 @@ class TestOutcome:
     points: float
     passed: bool
     message: str
+    edited: bool = False
+    """The student changed this locked test cell: grading restores the original."""
 
 
 def _test_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -43,22 +49,34 @@ def _message(cell: nbformat.NotebookNode) -> str | None:
     return None
 
 
+def _edited(cell: nbformat.NotebookNode) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta.get("locked") and meta.get("checksum") and compute_checksum(cell) != meta["checksum"])
+
+
 def run_checks(path: Path, limits: Limits = Limits()) -> list[TestOutcome]:
     """Execute the notebook at ``path`` (not modified on disk) and return each test cell's outcome."""
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=limits.cell_timeout, allow_errors=True,
-                            kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    try:
-        client.execute()
-    except (CellTimeoutError, DeadKernelError) as error:
-        print(f"The notebook stopped early: {str(error).splitlines()[0]}", file=sys.stderr)
+    edited = {id(cell) for cell in _test_cells(notebook) if _edited(cell)}
+    # The kernel talks to us over Unix sockets in a private folder (ZeroMQ's ipc transport): over
+    # TCP, ipykernel warns that the traffic is not encrypted.
+    with tempfile.TemporaryDirectory(prefix="course-check-") as sockets:
+        config = Config()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(Path(sockets) / "kernel")
+        client = NotebookClient(notebook, config=config, timeout=limits.cell_timeout, allow_errors=True,
+                                kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute()
+        except (CellTimeoutError, DeadKernelError) as error:
+            print(f"The notebook stopped early: {str(error).splitlines()[0]}", file=sys.stderr)
     outcomes = []
     for cell in _test_cells(notebook):
         meta = cell.metadata["nbgrader"]
         ran = cell.get("execution_count") is not None
         message = _message(cell) if ran else "did not run (the notebook stopped before this cell)"
         outcomes.append(TestOutcome(meta.get("grade_id", "?"), float(meta.get("points", 0)),
-                                    message is None, message or ""))
+                                    message is None, message or "", edited=id(cell) in edited))
     return outcomes
 
 
@@ -76,6 +94,8 @@ def report(path: Path, outcomes: list[TestOutcome]) -> int:
             for line in re.sub(r"\s+", " ", outcome.message).strip().split(". "):
                 if line:
                     print(f"        {line.rstrip('.')}.")
+        if outcome.edited:
+            print("        This test cell was edited: grading runs the original, so edits here do not count.")
     passed = sum(o.passed for o in outcomes)
     print(f"{passed} of {len(outcomes)} visible test cells pass. Hidden tests, run when your work is "
           "graded, check more cases.")

@@ -34,3 +34,18 @@ def test_solved_exercise_passes(assignment_id, tmp_path):
 def test_missing_notebook_is_a_usage_error(tmp_path):
     completed = check(tmp_path / "nope.ipynb")
     assert completed.returncode == 2 and "no notebook" in completed.stderr
+
+
+def test_report_is_clean_and_notes_an_edited_test_cell(tmp_path):
+    """Nothing but the report (the kernel talks over ipc: no TCP warning after it), and a test cell the
+    student edited is named: grading restores the original."""
+    notebook = solved_release(ASSIGNMENTS[0])
+    test_cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")
+                     and not c.metadata["nbgrader"].get("solution"))
+    test_cell.source += "\npass  # the student's edit"
+    path = tmp_path / f"{ASSIGNMENTS[0]}.ipynb"
+    nbformat.write(notebook, path)
+    completed = check(path)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stderr == "", completed.stderr
+    assert "This test cell was edited" in completed.stdout, completed.stdout
