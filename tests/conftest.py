@@ -51,6 +51,8 @@ def assignments() -> list[str]:
 
 # Modules whose tests share a module-scoped fixture per assignment: group them by assignment.
 PER_ASSIGNMENT = {"test_transcription", "test_other_solutions"}
+# Modules that share one resource: the built book (one build at a time in _build/).
+SHARED = {"test_book": "book", "test_browser_book": "book"}
 # Modules whose tests are independent of one another: no group.
 UNGROUPED = {"test_seeds"}
 
@@ -68,5 +70,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         params = getattr(item, "callspec", None)
         assignment = params.params.get("assignment") if params else None
-        group = f"{module}-{assignment}" if module in PER_ASSIGNMENT and assignment else module
+        if module in PER_ASSIGNMENT and assignment:
+            group = f"{module}-{assignment}"
+        else:
+            group = SHARED.get(module, module)
         item.add_marker(pytest.mark.xdist_group(group))
