@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 
 import nbformat
 import pytest
 from conftest import ASSIGNMENTS, EXERCISES, ROOT, solved_release
+
+from autograder.check import CheckReport, TestOutcome, report
 
 
 def check(path) -> subprocess.CompletedProcess:
@@ -49,3 +53,29 @@ def test_report_is_clean_and_notes_an_edited_test_cell(tmp_path):
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert completed.stderr == "", completed.stderr
     assert "This test cell was edited" in completed.stdout, completed.stdout
+
+
+def test_an_answer_cell_that_does_not_run_is_named(tmp_path):
+    """A syntax error in an answer cell is reported there, not only as NameErrors in the tests."""
+    notebook = solved_release(ASSIGNMENTS[0])
+    answer = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    answer.source += "\n)"
+    path = tmp_path / f"{ASSIGNMENTS[0]}.ipynb"
+    nbformat.write(notebook, path)
+    completed = check(path)
+    assert completed.returncode == 1, completed.stdout
+    grade_id = answer.metadata["nbgrader"]["grade_id"]
+    assert f"ERROR in your answer cell {grade_id}:" in completed.stdout, completed.stdout
+    assert "SyntaxError" in completed.stdout
+
+
+def test_hints_are_wrapped_whole():
+    """Hints are wrapped at word boundaries, never cut at a '. ' inside them ('0 .. n', 'e.g. exp')."""
+    hint = ("AssertionError: the mask is aligned top-left: query i sees keys 0 .. len_k - len_q + i; "
+            "an overflow (e.g. `exp` of a large number) gives NaN.")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = report("nb.ipynb", CheckReport([TestOutcome("test_mask", 2, False, hint)]))
+    assert status == 1
+    text = " ".join(printed.getvalue().split())
+    assert "keys 0 .. len_k - len_q + i" in text and "(e.g. `exp` of a large number)" in text, text
