@@ -4,8 +4,9 @@ The instructor releases an exercise (``nbgrader release_assignment``); students,
 ``fetch_assignment``, work, ``submit``; the instructor ``collect``s, grades with
 ``python -m autograder grade`` and ``release_feedback``s; each student ``fetch_feedback``s and finds the
 feedback of their own latest submission. nbgrader takes a student's identity from the OS user, or from
-``JUPYTERHUB_USER`` when the OS user is ``jovyan`` (a JupyterHub whose servers are containers): that
-is how ids such as long e-mail addresses with spaces or non-ASCII letters reach the exchange.
+``JUPYTERHUB_USER`` when it is set (a JupyterHub whose servers are containers all run as one OS user,
+``jovyan``; here the shared user is ``HUB_USER``): that is how ids such as long e-mail addresses
+with spaces or non-ASCII letters reach the exchange.
 
 Students use the student edition's ``nbgrader_config.py`` (course id and exchange), as they would after
 its ``scripts/setup``. Along the way: a student submits twice (the latest is collected and graded,
@@ -24,6 +25,7 @@ from __future__ import annotations
 import csv
 import os
 import pwd
+import re
 import shlex
 import shutil
 import stat
@@ -43,8 +45,11 @@ from conftest import ASSIGNMENTS, EXERCISES, ROOT, solved_release
 ASSIGNMENT = ASSIGNMENTS[0]
 UNRELEASED = ASSIGNMENTS[1]
 BIN = Path(sys.executable).parent
-PREFIX = "c14t-"  # names of the OS users this test creates (and removes)
-HUB_USER = "jovyan"
+# The OS users this test creates (and removes) carry the test process's id, so two runs on one
+# machine (a developer's and CI's) never share, or delete, each other's users.
+USER_PATTERN = re.compile(r"c14t(\d+)-")
+PREFIX = f"c14t{os.getpid()}-"
+HUB_USER = f"{PREFIX}jovyan"  # the one OS user of a hub whose servers are containers
 LONG_ID = ("zoë.müller-lüdenscheidt.with.a.rather.long.address.for.testing@"
            "students.universität-beispiel.example.org")
 SPACED_ID = "ana maría lópez"
@@ -141,14 +146,19 @@ class Classroom:
             existing = pwd.getpwnam(name)
         except KeyError:
             existing = None
-        if existing is not None and name.startswith(PREFIX):
-            subprocess.run(["userdel", name], check=True, capture_output=True)  # left by an aborted run
-            existing = None
         if existing is None:
             subprocess.run(["useradd", "--no-create-home", "--home-dir", str(self.base / "home" / name),
                             "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True)
             self.created.append(name)
         return pwd.getpwnam(name)
+
+    @staticmethod
+    def remove_users_of_aborted_runs() -> None:
+        """Delete the users left by earlier runs of this test whose process is gone."""
+        for account in pwd.getpwall():
+            match = USER_PATTERN.match(account.pw_name)
+            if match and not Path(f"/proc/{match.group(1)}").exists():
+                subprocess.run(["userdel", account.pw_name], capture_output=True)
 
     def student(self, student_id: str, os_user: str, home_name: str) -> Identity:
         account = self.add_user(os_user)
@@ -227,6 +237,7 @@ def classroom():
         pytest.skip(reason)
     base = Path(tempfile.mkdtemp(prefix="attention-exchange-", dir="/tmp"))  # a place every user can reach
     base.chmod(0o755)
+    Classroom.remove_users_of_aborted_runs()
     room = Classroom(base)
     try:
         build_classroom(room)
