@@ -4,9 +4,8 @@ The instructor releases an exercise (``nbgrader release_assignment``); students,
 ``fetch_assignment``, work, ``submit``; the instructor ``collect``s, grades with
 ``python -m autograder grade`` and ``release_feedback``s; each student ``fetch_feedback``s and finds the
 feedback of their own latest submission. nbgrader takes a student's identity from the OS user, or from
-``JUPYTERHUB_USER`` when it is set (a JupyterHub whose servers are containers all run as one OS user,
-``jovyan``; here the shared user is ``HUB_USER``): that is how ids such as long e-mail addresses
-with spaces or non-ASCII letters reach the exchange.
+``JUPYTERHUB_USER`` when the OS user is ``jovyan`` (a JupyterHub whose servers are containers): that
+is how ids such as long e-mail addresses with spaces or non-ASCII letters reach the exchange.
 
 Students use the student edition's ``nbgrader_config.py`` (course id and exchange), as they would after
 its ``scripts/setup``. Along the way: a student submits twice (the latest is collected and graded,
@@ -49,11 +48,17 @@ BIN = Path(sys.executable).parent
 # machine (a developer's and CI's) never share, or delete, each other's users.
 USER_PATTERN = re.compile(r"c14t(\d+)-")
 PREFIX = f"c14t{os.getpid()}-"
-HUB_USER = f"{PREFIX}jovyan"  # the one OS user of a hub whose servers are containers
+HUB_USER = "jovyan"  # nbgrader reads JUPYTERHUB_USER only for this OS user (nbgrader.utils.get_username)
 LONG_ID = ("zoë.müller-lüdenscheidt.with.a.rather.long.address.for.testing@"
            "students.universität-beispiel.example.org")
 SPACED_ID = "ana maría lópez"
 TIMEOUT = 600
+
+
+def other_runs_alive() -> bool:
+    """Whether another run of this test, on this machine, still has its users."""
+    return any((match := USER_PATTERN.match(account.pw_name)) and match.group(1) != str(os.getpid())
+               and Path(f"/proc/{match.group(1)}").exists() for account in pwd.getpwall())
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ class Classroom:
         return pwd.getpwnam(name)
 
     @staticmethod
-    def remove_users_of_aborted_runs() -> None:
+    def remove_users_of_aborted_runs() -> None:  # their own users; a leftover jovyan is simply reused
         """Delete the users left by earlier runs of this test whose process is gone."""
         for account in pwd.getpwall():
             match = USER_PATTERN.match(account.pw_name)
@@ -199,6 +204,8 @@ class Classroom:
 
     def close(self) -> None:
         for name in self.created:
+            if name == HUB_USER and other_runs_alive():
+                continue  # shared by every run; the last one removes it
             subprocess.run(["userdel", name], capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
 
