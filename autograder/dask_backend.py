@@ -114,14 +114,21 @@ class DaskWorkers:
         self.use_bwrap = use_bwrap
         # Workers start their grading processes while the templates are made.
         self.client.run(warm_up, dataclasses.asdict(limits), use_bwrap, preload)
+        self.archives: dict[str, Any] = {}
+
+    def prepare(self, templates: dict[str, Path]) -> None:
+        """Send each template to every worker once and unpack it there, before the first task."""
+        for assignment_id, path in templates.items():
+            data = archive(path)
+            self.archives[assignment_id] = self.client.scatter(data, broadcast=True, hash=False)
+            self.client.run(unpack, data)
 
     def run(self, requests: list[tuple[Any, dict]], templates: dict[str, Path],
             on_answer: Callable[[Any, dict], None]) -> None:
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
-        archives = {a: self.client.scatter(archive(path), broadcast=True, hash=False)
-                    for a, path in templates.items()}
+        archives = self.archives
         limits = dataclasses.asdict(self.limits)
         futures = {}
         for job, request in requests:

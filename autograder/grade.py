@@ -182,6 +182,7 @@ def grade_all(
                    if scheduler is None else DaskWorkers(scheduler, limits, use_bwrap, first))
         templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
         maxima = {a: template_max_score(course) for a, course in templates.items()}
+        backend.prepare(templates)
         where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker(s)"
         progress(f"grading {len(jobs)} submission(s) of {', '.join(needed) or 'no assignment'} with {where}")
         order = {id(job): index for index, job in enumerate(jobs)}
@@ -231,6 +232,9 @@ class LocalWorkers:
                         for i in range(max(1, workers))]
         for handle in self.handles:
             handle.start()  # they import nbgrader and prepare a kernel while the templates are made
+
+    def prepare(self, templates: dict[str, Path]) -> None:
+        """Nothing to do: the worker processes read the templates where they are."""
 
     def run(self, requests: list[tuple[Job, dict]], templates: dict[str, Path],
             on_answer: Callable[[Job, dict], None]) -> None:

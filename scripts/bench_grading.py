@@ -46,12 +46,17 @@ from autograder.settings import Limits  # noqa: E402
 
 
 def execute(notebook_json: str, folder: str) -> None:
-    """Execute a notebook in a fresh kernel (the floor)."""
+    """Execute a notebook in a fresh kernel (the floor). The kernel talks over Unix sockets, as the
+    grader's do: two kernels started at once over TCP can pick the same free port and die."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     notebook = nbformat.reads(notebook_json, as_version=4)
-    NotebookClient(notebook, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": folder}}).execute()
+    with tempfile.TemporaryDirectory(prefix="floor-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        NotebookClient(notebook, km=km, timeout=120, resources={"metadata": {"path": folder}}).execute()
 
 
 def floor(assignment_id: str, copies: int, parallel: int, folder: Path) -> float:
