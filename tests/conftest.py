@@ -57,6 +57,7 @@ SHARED = {"test_book": "book", "test_browser_book": "book"}
 UNGROUPED = {"test_seeds"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep tests that share an expensive fixture on one xdist worker (``--dist loadgroup``).
 
@@ -75,3 +76,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         else:
             group = SHARED.get(module, module)
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail early, on an xdist worker, if pytest-xdist did not apply the groups above (pytest 9.2
+    silently stops it, pytest-dev/pytest-xdist#1386: every grouped fixture then runs on both
+    workers and the suite takes minutes longer)."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    grouped = [item for item in session.items if item.get_closest_marker("xdist_group")]
+    if grouped and not any("@" in item.nodeid for item in grouped):
+        raise pytest.UsageError("pytest-xdist ignored the xdist_group marks: see tests/conftest.py")
