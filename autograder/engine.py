@@ -375,7 +375,7 @@ class Grader:
         self.scratch = scratch
         self.limits = limits
         self.use_bwrap = use_bwrap
-        self._gradebooks: dict[Path, str] = {}
+        self._gradebooks: dict[Path, Path] = {}  # template -> this grader's copy
         self._spare: PreparedKernel | None = None
         self._kernel_names = itertools.count()
         self._feedback = FeedbackRenderer(workspace_config(scratch, limits))
@@ -399,11 +399,10 @@ class Grader:
         from 2.5 s to 3.2 s per ex03 submission over 40 submissions a worker), and no connection is
         open between submissions (``Gradebook.close`` disposes of the engine's)."""
         if template not in self._gradebooks:
-            copy = self.scratch / "gradebooks" / f"{len(self._gradebooks)}.db"
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            self._gradebooks[template] = f"sqlite:///{copy}"
-        shutil.copyfile(template / "gradebook.db", self._gradebooks[template].removeprefix("sqlite:///"))
-        return self._gradebooks[template]
+            self._gradebooks[template] = self.scratch / "gradebooks" / f"{len(self._gradebooks)}.db"
+            self._gradebooks[template].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template / "gradebook.db", self._gradebooks[template])
+        return f"sqlite:///{self._gradebooks[template]}"
 
     def close(self) -> None:
         if self._spare is not None:

@@ -55,10 +55,14 @@ SPACED_ID = "ana maría lópez"
 TIMEOUT = 600
 
 
-def other_runs_alive() -> bool:
-    """Whether another run of this test, on this machine, still has its users."""
-    return any((match := USER_PATTERN.match(account.pw_name)) and match.group(1) != str(os.getpid())
-               and Path(f"/proc/{match.group(1)}").exists() for account in pwd.getpwall())
+def users_of_other_runs() -> list[tuple[str, bool]]:
+    """The OS users of other runs of this test on this machine, each with whether its run is alive."""
+    found = []
+    for account in pwd.getpwall():
+        match = USER_PATTERN.match(account.pw_name)
+        if match and match.group(1) != str(os.getpid()):
+            found.append((account.pw_name, Path(f"/proc/{match.group(1)}").exists()))
+    return found
 
 
 @dataclass(frozen=True)
@@ -160,10 +164,9 @@ class Classroom:
     @staticmethod
     def remove_users_of_aborted_runs() -> None:  # their own users; a leftover jovyan is simply reused
         """Delete the users left by earlier runs of this test whose process is gone."""
-        for account in pwd.getpwall():
-            match = USER_PATTERN.match(account.pw_name)
-            if match and not Path(f"/proc/{match.group(1)}").exists():
-                subprocess.run(["userdel", account.pw_name], capture_output=True)
+        for name, alive in users_of_other_runs():
+            if not alive:
+                subprocess.run(["userdel", name], capture_output=True)
 
     def student(self, student_id: str, os_user: str, home_name: str) -> Identity:
         account = self.add_user(os_user)
@@ -204,7 +207,7 @@ class Classroom:
 
     def close(self) -> None:
         for name in self.created:
-            if name == HUB_USER and other_runs_alive():
+            if name == HUB_USER and any(alive for _, alive in users_of_other_runs()):
                 continue  # shared by every run; the last one removes it
             subprocess.run(["userdel", name], capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
