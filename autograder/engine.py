@@ -13,9 +13,10 @@ nbgrader's autograde *application* adds around these steps (copying files betwee
 writing the notebook to disk and reading it back between the two passes, reading the configuration
 and opening the gradebook again for every command) is not needed here and is left out.
 
-The kernel of each submission is a :class:`PreparedKernel`: started in a fresh workspace under the
-sandbox (:mod:`autograder.sandbox`) before the submission arrives, with the assignment's imports
-done, and used for that one submission only.
+The kernel of each submission is a :class:`PreparedKernel`: started in a fresh workspace before the
+submission arrives, forked with the assignment's imports done from the grader's kernel factory
+(:mod:`autograder.kernel_factory`, sandboxed by :mod:`autograder.sandbox`), and used for that one
+submission only.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import nbformat
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
+from autograder.kernel_factory import ForkedKernel, KernelFactory
 from autograder.settings import (
     AUTOGRADE_PREPROCESSORS,
     COURSE_ROOT,
@@ -235,10 +237,13 @@ class PreparedKernel:
     """A sandboxed kernel started ahead of need in a fresh workspace, for one submission only.
 
     ``root/work`` is the kernel's working directory (the only folder it may write besides its
-    sockets in ``root/runtime``); the kernel's own output goes to ``root/kernel.log``.
+    sockets in ``root/runtime``); the kernel's own output goes to ``root/kernel.log``. With a
+    ``factory`` the kernel is forked from it (the modules already imported, see
+    :mod:`autograder.kernel_factory`); otherwise it is a new process that imports ``preload`` itself.
     """
 
-    def __init__(self, root: Path, limits: Limits, use_bwrap: bool, preload: Sequence[str]) -> None:
+    def __init__(self, root: Path, limits: Limits, use_bwrap: bool, preload: Sequence[str],
+                 factory: KernelFactory | None = None) -> None:
         from jupyter_client import AsyncKernelManager
         from jupyter_client.kernelspec import KernelSpecManager
 
@@ -248,28 +253,36 @@ class PreparedKernel:
         runtime, spec_dir = root / "runtime", root / "kernels" / KERNEL_NAME
         for folder in (self.work, runtime, spec_dir):
             folder.mkdir(parents=True)
-        argv = [sys.executable, "-m", "autograder.sandbox", "--workspace", str(self.work),
-                "--runtime", str(runtime), "--memory-mb", str(limits.memory_mb),
-                "--preload", ",".join(self.preload)]
-        if not use_bwrap:
-            argv.append("--no-bwrap")
         # Interrupts go as a message on the control channel: a SIGINT to the launcher would stop
         # bubblewrap (and the kernel with it) instead of interrupting the running cell.
-        spec = {"argv": [*argv, "--", "-f", "{connection_file}"], "display_name": "Python 3 (graded)",
-                "language": "python", "interrupt_mode": "message"}
+        spec: dict = {"display_name": "Python 3 (graded)", "language": "python", "interrupt_mode": "message"}
+        if factory is not None:
+            spec["argv"] = ["-f", "{connection_file}"]
+            spec["metadata"] = {"kernel_provisioner": {"provisioner_name": "autograder-forked", "config": {
+                "root": str(factory.root), "folder": str(root.resolve())}}}
+        else:
+            argv = [sys.executable, "-m", "autograder.sandbox", "--workspace", str(self.work),
+                    "--runtime", str(runtime), "--memory-mb", str(limits.memory_mb),
+                    "--preload", ",".join(self.preload)]
+            if not use_bwrap:
+                argv.append("--no-bwrap")
+            spec["argv"] = [*argv, "--", "-f", "{connection_file}"]
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         # The kernel and the grader talk over Unix sockets in the runtime folder: the sandboxed
         # kernel has no network, and the folder is the only place outside its work folder it sees.
         specs = KernelSpecManager(kernel_dirs=[str(root / "kernels")])
         self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs, transport="ipc",
                                      ip=str(runtime / "kernel"), connection_file=str(runtime / "kernel.json"))
-        self._log = open(root / "kernel.log", "wb")  # noqa: SIM115 - closed in close()
+        self._log = open(root / "kernel.log", "ab")  # noqa: SIM115 - closed in close()
         _run_sync(self.km.start_kernel)(cwd=str(self.work), stdout=self._log, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
-        """Stop the kernel at once (bubblewrap and everything in the sandbox die with its launcher)."""
+        """Stop the kernel at once (everything it started dies with it)."""
         process = getattr(self.km.provisioner, "process", None)
-        if process is not None and process.poll() is None:
+        if isinstance(process, ForkedKernel):
+            process.kill()
+        elif process is not None and process.poll() is None:
+            # bubblewrap and everything in the sandbox die with its launcher
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
 
@@ -378,6 +391,8 @@ class Grader:
         self._gradebooks: dict[Path, Path] = {}  # template -> this grader's copy
         self._spare: PreparedKernel | None = None
         self._kernel_names = itertools.count()
+        self._factory: KernelFactory | None = None
+        self._forking = True  # False where forked kernels cannot be isolated
         self._feedback = FeedbackRenderer(workspace_config(scratch, limits))
         _ensure_tools_on_path()
         share_gradebook_engines()
@@ -386,7 +401,33 @@ class Grader:
         """Start a kernel for the next submission now, with ``preload`` imported, unless one is ready."""
         if self._spare is None:
             root = self.scratch / "kernels" / f"k{next(self._kernel_names)}"
-            self._spare = PreparedKernel(root, self.limits, self.use_bwrap, preload)
+            factory = self._factory_for(preload)
+            self._spare = PreparedKernel(root, self.limits, self.use_bwrap, preload, factory)
+
+    def _factory_for(self, preload: Sequence[str]) -> KernelFactory | None:
+        """The kernel factory with ``preload`` imported (started on first use), or None where its
+        kernels could not be isolated as well as kernels started one by one in bubblewrap."""
+        factory = self._factory
+        if factory is not None and (factory.preload != list(preload) or not factory.alive()):
+            self._factory.close()
+            self._factory = None
+        if self._forking and self._factory is None:
+            factory = KernelFactory(self.scratch / "kernels", self.limits.memory_mb, self.use_bwrap,
+                                    list(preload), self.scratch / "factory.log")
+            try:
+                problem = ("" if factory.isolated() or not self.use_bwrap else
+                           "nested namespaces are not available here, so forked kernels cannot be isolated")
+            except OSError as error:
+                problem = str(error)
+            if problem:
+                logging.getLogger("autograder").warning(
+                    "%s: every kernel is started on its own instead (slower: the course's imports are "
+                    "done again for each submission)", problem)
+                factory.close()
+                self._forking = False
+            else:
+                self._factory = factory
+        return self._factory
 
     def _take_kernel(self, preload: Sequence[str]) -> PreparedKernel:
         self.prepare(preload)
@@ -408,6 +449,9 @@ class Grader:
         if self._spare is not None:
             self._spare.close()
             self._spare = None
+        if self._factory is not None:
+            self._factory.close()
+            self._factory = None
 
     def grade(self, template: Path, assignment_id: str, student_id: str, notebook: bytes,
               preload: Sequence[str] = ()) -> Outcome:

@@ -2,11 +2,12 @@
 
     python -m autograder.kernel --preload numpy,torch -f CONNECTION_FILE
 
-The grader starts each submission's kernel ahead of need (while the previous submission's feedback
-is rendered), so importing NumPy and PyTorch here takes their cost (about a second for PyTorch) off
-the critical path. A module that fails to import is skipped: the notebook's own import will report
-the error where the student can see it. Nothing else is run, and no name is bound in the notebook's
-namespace; the notebook behaves exactly as in a plain kernel.
+Used where the grader cannot fork isolated kernels from its kernel factory
+(:mod:`autograder.kernel_factory`, which imports the libraries once for all its kernels): each kernel
+is then started on its own, ahead of need (while the previous submission's feedback is rendered). The
+factory uses :func:`preload` too. A module that fails to import is skipped: the notebook's own import
+will report the error where the student can see it. Nothing else is run, and no name is bound in the
+notebook's namespace; the notebook behaves exactly as in a plain kernel.
 """
 
 from __future__ import annotations

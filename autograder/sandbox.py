@@ -4,6 +4,10 @@ Used as the ``argv`` of the kernelspec that the grader installs in each submissi
 
     python -m autograder.sandbox --workspace DIR --runtime DIR --memory-mb N [--preload numpy,torch] \
         -- -f {connection_file}
+    python -m autograder.sandbox --factory --workspace DIR --runtime DIR --memory-mb N [--preload ...]
+
+The second form runs a kernel factory (:mod:`autograder.kernel_factory`) in the same sandbox, with
+``DIR`` (the folder of all its kernels) writable.
 
 Inside bubblewrap (``bwrap``) the kernel sees a read-only system and Python, the course's
 ``autograder`` package (for the test cells' checks), and nothing of the repository, the instructor's
@@ -42,11 +46,10 @@ def _readonly_roots() -> list[Path]:
     return roots
 
 
-def bwrap_command(workspace: Path, runtime: Path, kernel_argv: list[str]) -> list[str]:
-    """The bubblewrap command line that runs ``kernel_argv`` with only ``workspace`` writable.
-
-    ``runtime`` holds the kernel's connection file and sockets; it is writable too.
-    """
+def bwrap_command(writable: list[Path], kernel_argv: list[str]) -> list[str]:
+    """The bubblewrap command line that runs ``kernel_argv`` with only the ``writable`` folders writable
+    (a kernel's workspace and the runtime folder of its connection file and sockets, or the folder of
+    a kernel factory's kernels)."""
     command = [
         bwrap_path() or "bwrap",
         "--unshare-all",
@@ -63,7 +66,8 @@ def bwrap_command(workspace: Path, runtime: Path, kernel_argv: list[str]) -> lis
         link = Path("/") / name
         if link.is_symlink():
             command += ["--symlink", os.readlink(link), str(link)]
-    command += ["--bind", str(workspace), str(workspace), "--bind", str(runtime), str(runtime)]
+    for folder in writable:
+        command += ["--bind", str(folder), str(folder)]
     command += [
         "--chdir", os.getcwd(),
         "--clearenv",
@@ -95,13 +99,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--no-bwrap", action="store_true")
     parser.add_argument("--preload", default="", help="modules the kernel imports before it starts")
+    parser.add_argument("--factory", action="store_true",
+                        help="run a kernel factory (autograder.kernel_factory) for kernels in --workspace")
     parser.add_argument("kernel_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     kernel_args = [a for a in args.kernel_args if a != "--"]
-    kernel_argv = [sys.executable, "-m", "autograder.kernel", "--preload", args.preload, *kernel_args]
+    isolated = not args.no_bwrap and bwrap_path() is not None
+    if args.factory:
+        kernel_argv = [sys.executable, "-m", "autograder.kernel_factory", "--root", str(args.workspace),
+                       "--preload", args.preload, *(["--isolate"] if isolated else [])]
+    else:
+        kernel_argv = [sys.executable, "-m", "autograder.kernel", "--preload", args.preload, *kernel_args]
     apply_limits(args.memory_mb)
-    if not args.no_bwrap and bwrap_path():
-        command = bwrap_command(args.workspace.resolve(), args.runtime.resolve(), kernel_argv)
+    if isolated:
+        command = bwrap_command([args.workspace.resolve(), args.runtime.resolve()], kernel_argv)
     else:
         command = kernel_argv
         os.environ.update(MPLBACKEND="Agg", OMP_NUM_THREADS="1")
