@@ -234,7 +234,9 @@ class LocalWorkers:
             handle.start()  # they import nbgrader and prepare a kernel while the templates are made
 
     def prepare(self, templates: dict[str, Path]) -> None:
-        """Nothing to do: the worker processes read the templates where they are."""
+        """Wait until every worker has its first kernel prepared (they read the templates in place)."""
+        for handle in self.handles:
+            handle.wait_ready()
 
     def run(self, requests: list[tuple[Job, dict]], templates: dict[str, Path],
             on_answer: Callable[[Job, dict], None]) -> None:

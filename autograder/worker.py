@@ -4,8 +4,9 @@
 
 A worker holds a :class:`~autograder.engine.Grader` (nbgrader imported once, a kernel prepared ahead
 of each submission) and serves requests on its standard input, one JSON object per line; it answers
-each with one JSON line on the standard output it had at start-up. Everything else the process or
-its libraries print goes to its standard error (a log file of the parent's choosing).
+each with one JSON line on the standard output it had at start-up. Its first line, ``{"ready": true}``,
+says that its first kernel is prepared. Everything else the process or its libraries print goes to its
+standard error (a log file of the parent's choosing).
 
 A request::
 
@@ -18,7 +19,8 @@ The answer::
 
 :class:`WorkerProcess` is the parent's handle on one worker. It enforces the wall limit from
 outside as well: a worker that does not answer in time (a hang inside nbgrader itself) is killed
-with everything it started, and a fresh one takes its place.
+with everything it started, and a fresh one takes its place. A pool waits for its workers to be ready
+(:meth:`WorkerProcess.wait_ready`) before it hands out the first submission.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def serve(requests: IO[str], answers: IO[str], limits: Limits, use_bwrap: bool, 
         grader = Grader(Path(scratch), limits, use_bwrap)
         if preload:
             grader.prepare(preload)
+        answers.write(json.dumps({"ready": True}) + "\n")
+        answers.flush()
         try:
             for line in requests:
                 request = json.loads(line)
@@ -99,6 +103,7 @@ class WorkerProcess:
         self.log = log
         self.preload = preload or []
         self._process: subprocess.Popen | None = None
+        self._ready = False
         self._killed = threading.Event()
 
     def _start(self) -> subprocess.Popen:
@@ -115,6 +120,34 @@ class WorkerProcess:
         """Start the worker now (it prepares its first kernel while the parent does other work)."""
         if self._process is None or self._process.poll() is not None:
             self._process = self._start()
+            self._ready = False
+
+    def _read_line(self, process: subprocess.Popen, request: dict[str, Any] | None) -> str:
+        """Send ``request`` (if any) and read one line, within the wall limit plus a grace period;
+        an empty string if the worker died or was killed for overrunning."""
+        self._killed.clear()
+        timer = threading.Timer(self.limits.wall_seconds + GRACE_SECONDS, self._kill)
+        timer.start()
+        try:
+            if request is not None:
+                process.stdin.write(json.dumps(request) + "\n")
+                process.stdin.flush()
+            return process.stdout.readline()
+        except (BrokenPipeError, OSError):
+            return ""
+        finally:
+            timer.cancel()
+
+    def wait_ready(self) -> bool:
+        """Start the worker if needed and wait until its first kernel is prepared; False if it failed."""
+        self.start()
+        if not self._ready:
+            self._ready = bool(self._read_line(self._process, None))
+            if not self._ready:
+                self._kill()
+                self._process.wait()
+                self._process = None
+        return self._ready
 
     def _kill(self) -> None:
         self._killed.set()
@@ -124,26 +157,19 @@ class WorkerProcess:
 
     def grade(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send ``request``; return the worker's answer, or a row saying why there is none."""
-        self.start()
+        result = Result(request["student_id"], request["assignment_id"])
+        if not self.wait_ready():
+            result.status = "grader error"
+            result.detail = "the grading process could not start"
+            return {"result": dataclasses.asdict(result), "feedback": None, "log": f"see {self.log}"}
         process = self._process
-        self._killed.clear()
-        timer = threading.Timer(self.limits.wall_seconds + GRACE_SECONDS, self._kill)
-        timer.start()
-        try:
-            process.stdin.write(json.dumps(request) + "\n")
-            process.stdin.flush()
-            line = process.stdout.readline()
-        except (BrokenPipeError, OSError):
-            line = ""
-        finally:
-            timer.cancel()
+        line = self._read_line(process, request)
         if line:
             return json.loads(line)
         overran = self._killed.is_set()
         self._kill()
         process.wait()
         self._process = None
-        result = Result(request["student_id"], request["assignment_id"])
         if overran:
             result.status = "timeout"
             result.detail = f"stopped after the wall limit of {self.limits.wall_seconds} s"

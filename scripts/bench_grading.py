@@ -56,7 +56,10 @@ def execute(notebook_json: str, folder: str) -> None:
     notebook = nbformat.reads(notebook_json, as_version=4)
     with tempfile.TemporaryDirectory(prefix="floor-") as sockets:
         km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
-        NotebookClient(notebook, km=km, timeout=120, resources={"metadata": {"path": folder}}).execute()
+        try:
+            NotebookClient(notebook, km=km, timeout=120, resources={"metadata": {"path": folder}}).execute()
+        finally:
+            km.shutdown_kernel(now=True)  # nbclient leaves a kernel it was given running
 
 
 def floor(assignment_id: str, copies: int, parallel: int, folder: Path) -> float:

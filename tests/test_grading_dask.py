@@ -179,3 +179,14 @@ def test_a_submission_that_keeps_killing_workers_gets_a_row(tmp_path):
         cluster.stop()
     row = rows(tmp_path / "out")["slow"]
     assert row["status"] == "kernel died" and "Dask workers" in row["detail"], row
+
+
+def test_the_scheduler_reads_a_task_without_importing_the_grader():
+    """The scheduler unpickles each task, importing the module of its function: that import must stay
+    light, or the first task of every run waits for nbgrader to be imported in the scheduler."""
+    probe = ("import sys, autograder.dask_backend; "
+             "print(sorted(m for m in ('nbgrader', 'nbformat', 'torch', 'autograder.engine', "
+             "'autograder.worker') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]", f"importing autograder.dask_backend imported {loaded}"
