@@ -12,8 +12,9 @@ For each assignment:
   started to the last one graded; seconds per submission, and the ratio to the floor at the same
   parallelism (the budget is 1.3).
 
-``--dask`` also grades the copies through a Dask scheduler and two workers started on loopback, and
-gives their throughput relative to two local workers (the budget is 0.9). ``--class-size N`` times
+``--dask`` also grades the copies through a Dask scheduler and two workers started on loopback with
+the course's Dask settings (``autograder/dask.yaml``, unless ``DASK_CONFIG`` is set), and gives their
+throughput relative to two local workers (the budget is 0.9). ``--class-size N`` times
 N solved submissions of the first assignment with 2 workers. ``--runaway`` grades one submission
 that swallows KeyboardInterrupt under a 20 s wall limit. Figures are printed and written to
 ``_build/bench_grading.json``.
@@ -103,7 +104,10 @@ class LocalCluster:
             port = probe.getsockname()[1]
         self.address = f"tcp://127.0.0.1:{port}"
         dask = str(Path(sys.executable).parent / "dask")
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+        # The course's Dask settings, as the README starts a cluster (DASK_CONFIG=/dev/null: Dask's own).
+        config = os.environ.get("DASK_CONFIG", str(ROOT / "autograder" / "dask.yaml"))
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True,
+                 "env": {**os.environ, "DASK_CONFIG": config}}
         self.processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                             "--no-dashboard"], **quiet)]
         self.processes += [subprocess.Popen([dask, "worker", self.address, "--nthreads", "1", "--no-nanny",

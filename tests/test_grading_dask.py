@@ -1,8 +1,8 @@
 """Grading on a Dask cluster gives the same grades as grading locally, and a dead worker costs no row.
 
 A scheduler and two workers run as separate processes on the loopback interface (``dask scheduler``
-and ``dask worker``, as an instructor would start them); the class is graded once locally and once
-through them with ``python -m autograder grade --scheduler``.
+and ``dask worker`` with the course's Dask settings, as the README starts them); the class is graded
+once locally and once through them with ``python -m autograder grade --scheduler``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Cluster:
 
     def __init__(self, tmp: Path, workers: int, env: dict[str, str] | None = None) -> None:
         self.address = f"tcp://127.0.0.1:{free_port()}"
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "DASK_CONFIG": str(ROOT / "autograder" / "dask.yaml"), **(env or {})}
         self.tmp = tmp
         self.scheduler = self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port",
                                                    self.address.rsplit(":", 1)[1], "--no-dashboard"])
