@@ -6,8 +6,9 @@
 For each assignment:
 
 - the **floor**: the assignment's source notebook (the solution with every test, hidden ones
-  included: the code grading runs) executed top to bottom in a fresh kernel with nbclient, ``copies``
-  times, one at a time and two at a time; seconds per notebook;
+  included: the code grading runs) executed top to bottom in a fresh kernel with nbclient, in the
+  grader's kernel environment (one OpenMP thread, matplotlib's Agg backend), ``copies`` times, one at
+  a time and two at a time; seconds per notebook;
 - **grading** ``copies`` solved submissions with 1 and with 2 local workers, from the first submission
   started to the last one graded; seconds per submission, and the ratio to the floor at the same
   parallelism (the budget is 1.3).
@@ -47,14 +48,17 @@ from autograder.settings import Limits  # noqa: E402
 
 
 def execute(notebook_json: str, folder: str) -> None:
-    """Execute a notebook in a fresh kernel (the floor). The kernel talks over Unix sockets, as the
-    grader's do: two kernels started at once over TCP can pick the same free port and die."""
+    """Execute a notebook in a fresh kernel (the floor). The kernel talks over Unix sockets and has the
+    environment the grader gives its kernels (one OpenMP thread, matplotlib's Agg backend): two kernels
+    started at once over TCP can pick the same free port and die, and two kernels that each start a
+    thread per core on a 2-core machine slow each other down (ex05 took 10.6 s instead of 3.1 s)."""
     import tempfile
 
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     notebook = nbformat.reads(notebook_json, as_version=4)
+    os.environ.update(OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     with tempfile.TemporaryDirectory(prefix="floor-") as sockets:
         km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
         try:
