@@ -96,18 +96,22 @@ def warm_up(limits: dict[str, int], use_bwrap: bool, preload: list[str]) -> None
     _idle.put(worker)
 
 
-def wait_until_ready() -> None:
-    """Run on every Dask worker before the first task: wait until its grading processes are ready."""
+def wait_until_ready() -> list[str]:
+    """Run on every Dask worker before the first task: wait until its grading processes are ready;
+    return their notes."""
     ready = []
     while True:
         try:
             ready.append(_idle.get_nowait())
         except queue.Empty:
             break
+    notes = []
     for worker in ready:
-        worker.wait_ready()
+        if worker.wait_ready() and worker.note:
+            notes.append(worker.note)
         _idle.put(worker)
     _sandbox_available()
+    return notes
 
 
 def grade_task(request: dict[str, Any], template: bytes, limits: dict[str, int], use_bwrap: bool) -> dict:
@@ -139,14 +143,15 @@ class DaskWorkers:
         self.client.run(warm_up, dataclasses.asdict(limits), use_bwrap, preload)
         self.archives: dict[str, Any] = {}
 
-    def prepare(self, templates: dict[str, Path]) -> None:
+    def prepare(self, templates: dict[str, Path]) -> set[str]:
         """Send each template to every worker once and unpack it there, then wait until every worker's
-        grading process is ready, before the first task."""
+        grading process is ready, before the first task; return the workers' notes."""
         for assignment_id, path in templates.items():
             data = archive(path)
             self.archives[assignment_id] = self.client.scatter(data, broadcast=True, hash=False)
             self.client.run(unpack, data)
-        self.client.run(wait_until_ready)
+        notes = self.client.run(wait_until_ready)  # {worker address: [note, ...]}
+        return {note for worker_notes in notes.values() for note in worker_notes}
 
     def run(self, requests: list[tuple[Any, dict]], templates: dict[str, Path],
             on_answer: Callable[[Any, dict], None]) -> None:

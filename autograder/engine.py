@@ -393,6 +393,7 @@ class Grader:
         self._kernel_names = itertools.count()
         self._factory: KernelFactory | None = None
         self._forking = True  # False where forked kernels cannot be isolated
+        self.note = ""  # why kernels are started one by one, for the instructor, if they are
         self._feedback = FeedbackRenderer(workspace_config(scratch, limits))
         _ensure_tools_on_path()
         share_gradebook_engines()
@@ -420,9 +421,9 @@ class Grader:
             except OSError as error:
                 problem = str(error)
             if problem:
-                logging.getLogger("autograder").warning(
-                    "%s: every kernel is started on its own instead (slower: the course's imports are "
-                    "done again for each submission)", problem)
+                self.note = (f"{problem}: every kernel is started on its own instead (slower: the "
+                             "course's imports are done again for each submission)")
+                logging.getLogger("autograder").warning(self.note)
                 factory.close()
                 self._forking = False
             else:

@@ -182,7 +182,8 @@ def grade_all(
                    if scheduler is None else DaskWorkers(scheduler, limits, use_bwrap, first))
         templates = {a: make_template(a, scratch / "templates" / a, limits) for a in needed}
         maxima = {a: template_max_score(course) for a, course in templates.items()}
-        backend.prepare(templates)
+        for note in backend.prepare(templates):
+            progress(f"note: {note}")
         where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker(s)"
         progress(f"grading {len(jobs)} submission(s) of {', '.join(needed) or 'no assignment'} with {where}")
         order = {id(job): index for index, job in enumerate(jobs)}
@@ -233,10 +234,10 @@ class LocalWorkers:
         for handle in self.handles:
             handle.start()  # they import nbgrader and prepare a kernel while the templates are made
 
-    def prepare(self, templates: dict[str, Path]) -> None:
-        """Wait until every worker has its first kernel prepared (they read the templates in place)."""
-        for handle in self.handles:
-            handle.wait_ready()
+    def prepare(self, templates: dict[str, Path]) -> set[str]:
+        """Wait until every worker has its first kernel prepared (they read the templates in place);
+        return the workers' notes."""
+        return {handle.note for handle in self.handles if handle.wait_ready() and handle.note}
 
     def run(self, requests: list[tuple[Job, dict]], templates: dict[str, Path],
             on_answer: Callable[[Job, dict], None]) -> None:

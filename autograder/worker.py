@@ -4,9 +4,10 @@
 
 A worker holds a :class:`~autograder.engine.Grader` (nbgrader imported once, a kernel prepared ahead
 of each submission) and serves requests on its standard input, one JSON object per line; it answers
-each with one JSON line on the standard output it had at start-up. Its first line, ``{"ready": true}``,
-says that its first kernel is prepared. Everything else the process or its libraries print goes to its
-standard error (a log file of the parent's choosing).
+each with one JSON line on the standard output it had at start-up. Its first line,
+``{"ready": true, "note": TEXT}``, says that its first kernel is prepared (the note, usually empty,
+says why grading will be slower than it could be). Everything else the process or its libraries
+print goes to its standard error (a log file of the parent's choosing).
 
 A request::
 
@@ -65,7 +66,7 @@ def serve(requests: IO[str], answers: IO[str], limits: Limits, use_bwrap: bool, 
         grader = Grader(Path(scratch), limits, use_bwrap)
         if preload:
             grader.prepare(preload)
-        answers.write(json.dumps({"ready": True}) + "\n")
+        answers.write(json.dumps({"ready": True, "note": grader.note}) + "\n")
         answers.flush()
         try:
             for line in requests:
@@ -104,6 +105,7 @@ class WorkerProcess:
         self.preload = preload or []
         self._process: subprocess.Popen | None = None
         self._ready = False
+        self.note = ""  # from the worker's ready line
         self._killed = threading.Event()
 
     def _start(self) -> subprocess.Popen:
@@ -142,8 +144,11 @@ class WorkerProcess:
         """Start the worker if needed and wait until its first kernel is prepared; False if it failed."""
         self.start()
         if not self._ready:
-            self._ready = bool(self._read_line(self._process, None))
-            if not self._ready:
+            line = self._read_line(self._process, None)
+            self._ready = bool(line)
+            if self._ready:
+                self.note = json.loads(line).get("note", "")
+            else:
                 self._kill()
                 self._process.wait()
                 self._process = None

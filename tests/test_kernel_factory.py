@@ -153,3 +153,21 @@ def test_grading_where_kernels_cannot_be_forked_in_isolation(short_tmp):
         scores.append((outcome.result.status, outcome.result.score, outcome.result.max_score))
         shutil.rmtree(short_tmp / f"scratch-{forking}", ignore_errors=True)
     assert scores[0] == scores[1] and scores[0][1] == scores[0][2] > 0, scores
+
+
+@needs_bwrap
+def test_the_instructor_is_told_when_kernels_cannot_be_forked(short_tmp, monkeypatch):
+    """A worker whose factory cannot isolate its kernels says so in its ready line, and the grading
+    command prints it, so a slow run is explained where the instructor looks."""
+    import io
+
+    from autograder.worker import serve
+
+    monkeypatch.setattr(KernelFactory, "isolated", lambda self: False)
+    monkeypatch.setattr(tempfile, "tempdir", str(short_tmp))  # the worker's scratch, short for sockets
+    answers = io.StringIO()
+    serve(io.StringIO(""), answers, Limits(), True, setup_imports("ex03_self_attention"))
+    ready = json.loads(answers.getvalue().splitlines()[0])
+    assert ready["ready"] is True
+    assert "nested namespaces are not available" in ready["note"], ready
+    assert "slower" in ready["note"]
