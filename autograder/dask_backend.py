@@ -110,7 +110,7 @@ def wait_until_ready() -> list[str]:
         if worker.wait_ready() and worker.note:
             notes.append(worker.note)
         _idle.put(worker)
-    _sandbox_available()
+    _sandbox_available()  # bubblewrap's probe, run now rather than in the first task
     return notes
 
 

@@ -392,8 +392,7 @@ class Grader:
         self._spare: PreparedKernel | None = None
         self._kernel_names = itertools.count()
         self._factory: KernelFactory | None = None
-        self._forking = True  # False where forked kernels cannot be isolated
-        self.note = ""  # why kernels are started one by one, for the instructor, if they are
+        self.note = ""  # why kernels are started one by one instead of forked, for the instructor
         self._feedback = FeedbackRenderer(workspace_config(scratch, limits))
         _ensure_tools_on_path()
         share_gradebook_engines()
@@ -412,7 +411,7 @@ class Grader:
         if factory is not None and (factory.preload != list(preload) or not factory.alive()):
             self._factory.close()
             self._factory = None
-        if self._forking and self._factory is None:
+        if not self.note and self._factory is None:
             factory = KernelFactory(self.scratch / "kernels", self.limits.memory_mb, self.use_bwrap,
                                     list(preload), self.scratch / "factory.log")
             try:
@@ -425,7 +424,6 @@ class Grader:
                              "course's imports are done again for each submission)")
                 logging.getLogger("autograder").warning(self.note)
                 factory.close()
-                self._forking = False
             else:
                 self._factory = factory
         return self._factory

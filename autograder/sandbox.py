@@ -28,6 +28,10 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+# What every student kernel runs with, sandboxed or not: no display, and one OpenMP thread (two
+# kernels with a thread per core each on a 2-core machine slow each other down).
+KERNEL_ENV = {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+
 
 def bwrap_path() -> str | None:
     """Return the path of a working ``bwrap``, or None."""
@@ -73,14 +77,13 @@ def bwrap_command(writable: list[Path], kernel_argv: list[str]) -> list[str]:
         "--clearenv",
         "--setenv", "HOME", "/tmp",
         "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "--setenv", "MPLBACKEND", "Agg",
         "--setenv", "MPLCONFIGDIR", "/tmp",
         "--setenv", "IPYTHONDIR", "/tmp/.ipython",
         "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-        "--setenv", "OMP_NUM_THREADS", "1",
-        "--",
     ]
-    return command + kernel_argv
+    for name, value in KERNEL_ENV.items():
+        command += ["--setenv", name, value]
+    return [*command, "--", *kernel_argv]
 
 
 def apply_limits(memory_mb: int, file_mb: int = 512) -> None:
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         command = bwrap_command([args.workspace.resolve(), args.runtime.resolve()], kernel_argv)
     else:
         command = kernel_argv
-        os.environ.update(MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+        os.environ.update(KERNEL_ENV)
     os.execvp(command[0], command)
 
 

@@ -149,10 +149,14 @@ class WorkerProcess:
             if self._ready:
                 self.note = json.loads(line).get("note", "")
             else:
-                self._kill()
-                self._process.wait()
-                self._process = None
+                self._discard()
         return self._ready
+
+    def _discard(self) -> None:
+        """Kill the worker process with everything it started, and forget it."""
+        self._kill()
+        self._process.wait()
+        self._process = None
 
     def _kill(self) -> None:
         self._killed.set()
@@ -172,9 +176,7 @@ class WorkerProcess:
         if line:
             return json.loads(line)
         overran = self._killed.is_set()
-        self._kill()
-        process.wait()
-        self._process = None
+        self._discard()
         if overran:
             result.status = "timeout"
             result.detail = f"stopped after the wall limit of {self.limits.wall_seconds} s"
@@ -191,8 +193,7 @@ class WorkerProcess:
             try:
                 self._process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self._kill()
-                self._process.wait()
+                self._discard()
         self._process = None
 
 

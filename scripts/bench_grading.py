@@ -44,21 +44,23 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import nbgrader_meta, solved_release, source_notebook  # noqa: E402
 
 from autograder.grade import grade_all  # noqa: E402
+from autograder.sandbox import KERNEL_ENV  # noqa: E402
 from autograder.settings import Limits  # noqa: E402
 
 
 def execute(notebook_json: str, folder: str) -> None:
     """Execute a notebook in a fresh kernel (the floor). The kernel talks over Unix sockets and has the
-    environment the grader gives its kernels (one OpenMP thread, matplotlib's Agg backend): two kernels
-    started at once over TCP can pick the same free port and die, and two kernels that each start a
-    thread per core on a 2-core machine slow each other down (ex05 took 10.6 s instead of 3.1 s)."""
+    environment the grader gives its kernels (``KERNEL_ENV``: one OpenMP thread, matplotlib's Agg
+    backend): two kernels started at once over TCP can pick the same free port and die, and two kernels
+    that each start a thread per core on a 2-core machine slow each other down (ex05 took 10.6 s
+    instead of 3.1 s)."""
     import tempfile
 
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     notebook = nbformat.reads(notebook_json, as_version=4)
-    os.environ.update(OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    os.environ.update(KERNEL_ENV)
     with tempfile.TemporaryDirectory(prefix="floor-") as sockets:
         km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
         try:
